@@ -1,0 +1,200 @@
+"""Plain-data messages between the bot and the engine worker (no torch here).
+
+Everything that crosses the process boundary is one of these dataclasses,
+holding numbers, strings and float32 numpy arrays, never torch objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+import numpy as np
+
+from bot.errors import InternalError, UserInputError
+
+
+class Mode(StrEnum):
+    """How a take is conditioned."""
+
+    TEXT = "text"
+    MELODY = "melody"
+    CONTINUATION = "continuation"
+    STYLE = "style"
+    UNCONDITIONAL = "unconditional"
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Sampling settings that apply to a whole batch (requests share them to batch together).
+
+    Args:
+        top_k: sample among the k most likely tokens (0 = off).
+        top_p: sample among tokens whose probabilities add up to p (0 = off; overrides top_k).
+        temperature: softmax temperature; higher is wilder.
+        cfg_coef: classifier-free guidance strength (how closely the prompt is followed).
+        cfg_coef_beta: second guidance coefficient of MusicGen-Style's double CFG (None = single CFG).
+        use_sampling: False for greedy decoding (deterministic).
+        eval_q: style models: codebooks of the style excerpt used (1-6; fewer = looser).
+        excerpt_length: style models: seconds of the reference the conditioner looks at.
+    """
+
+    top_k: int = 250
+    top_p: float = 0.0
+    temperature: float = 1.0
+    cfg_coef: float = 3.0
+    cfg_coef_beta: float | None = None
+    use_sampling: bool = True
+    eval_q: int = 3
+    excerpt_length: float = 3.0
+
+
+@dataclass
+class GenerationRequest:
+    """One take to generate.
+
+    Args:
+        request_id: unique id (the service uses ``<job id>:<take>``).
+        model: registry name (``small``, ``debug-style`` …).
+        mode: how the take is conditioned.
+        prompt: text description ('' = unconditional for text mode).
+        duration: seconds of audio wanted (may exceed the model's 30 s window).
+        sampling: sampling parameters.
+        seed: explicit seed (runs alone, reproducible) or None for a fresh one.
+        audio: conditioning audio for melody/continuation/style, float32 [channels, samples].
+        audio_sample_rate: sample rate of ``audio``.
+    """
+
+    request_id: str
+    model: str
+    mode: Mode
+    prompt: str
+    duration: float
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    seed: int | None = None
+    audio: np.ndarray | None = None
+    audio_sample_rate: int | None = None
+
+    def batch_key(self) -> tuple[object, ...] | None:
+        """Requests with equal keys may share one generate call; None = must run alone."""
+        if self.seed is not None:
+            return None
+        return (self.model, self.mode, round(self.duration, 3), self.sampling)
+
+
+@dataclass
+class GenerationResult:
+    """One generated take.
+
+    Args:
+        request_id: the request it answers.
+        audio: float32 [channels, samples].
+        sample_rate: of ``audio``.
+        seed: the seed actually used (for the recipe).
+        elapsed_s: wall time of the generate call that made it.
+        steps: decoding steps of that call (for ETA estimates).
+        batch_size: how many requests shared the call.
+    """
+
+    request_id: str
+    audio: np.ndarray
+    sample_rate: int
+    seed: int
+    elapsed_s: float
+    steps: int
+    batch_size: int
+
+    @property
+    def duration(self) -> float:
+        """Seconds of audio."""
+        return self.audio.shape[-1] / self.sample_rate
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Decoding progress of one request.
+
+    Args:
+        request_id: the request.
+        done_steps: steps done so far (over all windows of a long generation).
+        total_steps: steps in all.
+    """
+
+    request_id: str
+    done_steps: int
+    total_steps: int
+
+    @property
+    def fraction(self) -> float:
+        """0..1."""
+        return 0.0 if self.total_steps <= 0 else min(1.0, self.done_steps / self.total_steps)
+
+
+class EngineError(InternalError):
+    """The engine could not make a take. ``retriable`` says whether trying again may work.
+
+    Args:
+        message: user-facing sentence.
+        retriable: True when the worker crashed/was restarted, or memory ran out.
+    """
+
+    def __init__(self, message: str, *, retriable: bool = False) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+
+
+class GenerationCancelled(EngineError):
+    """The request was cancelled before it finished."""
+
+    def __init__(self, message: str = "The take was cancelled.") -> None:
+        super().__init__(message, retriable=False)
+
+
+class ModelUnavailableError(UserInputError):
+    """The model is unknown, disabled, cannot do the mode, or its weights are missing."""
+
+
+@dataclass(frozen=True)
+class EngineHealth:
+    """What ``/jam status`` and ``jamgen doctor`` show about the engine.
+
+    Args:
+        alive: the worker answers.
+        device: ``cuda:0 (NVIDIA H100, 80 GB)`` or ``cpu``.
+        loaded_models: names of models in memory.
+        restarts: how many times the worker was restarted.
+        pid: the worker's process id.
+    """
+
+    alive: bool
+    device: str
+    loaded_models: tuple[str, ...]
+    restarts: int
+    pid: int | None
+
+
+ProgressCallback = Callable[[Progress], Awaitable[None] | None]
+
+
+class Engine(Protocol):
+    """What the service needs from an engine (the real worker client, or a fake in tests)."""
+
+    async def generate(
+        self, batch: Sequence[GenerationRequest], on_progress: ProgressCallback | None = None
+    ) -> list[GenerationResult | EngineError]:
+        """Run one batch; one result or error per request, in order."""
+        ...
+
+    async def cancel(self, request_id: str) -> None:
+        """Cancel one request (its result becomes GenerationCancelled)."""
+        ...
+
+    async def health(self) -> EngineHealth:
+        """Current state of the worker."""
+        ...
+
+    async def close(self) -> None:
+        """Stop the worker."""
+        ...

@@ -1,0 +1,1 @@
+"""discord.py extensions of jamgen: one cog per feature, each with ``async def setup(bot)``."""
