@@ -9,6 +9,7 @@ reference, and a test fails if they drift apart.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -85,16 +86,30 @@ class Settings:
 
     # Discord
     discord_token: Secret = _setting(
-        "DISCORD_TOKEN", Secret(""), "Bot token from the Discord developer portal (required by `jamgen run`).", kind="secret"
+        "DISCORD_TOKEN",
+        Secret(""),
+        "Bot token from the Discord developer portal (required by `jamgen run`).",
+        kind="secret",
     )
     discord_app_id: int = _setting(
-        "DISCORD_APP_ID", 0, "Application id, used by `jamgen invite` (0 = read it from Discord at login).", kind="int", low=0
+        "DISCORD_APP_ID",
+        0,
+        "Application id, used by `jamgen invite` (0 = read it from Discord at login).",
+        kind="int",
+        low=0,
     )
     dev_guild_id: int = _setting(
-        "JAMGEN_DEV_GUILD_ID", 0, "Guild to sync slash commands to instantly while testing (0 = sync globally).", kind="int", low=0
+        "JAMGEN_DEV_GUILD_ID",
+        0,
+        "Guild to sync slash commands to instantly while testing (0 = sync globally).",
+        kind="int",
+        low=0,
     )
     admin_user_ids: tuple[int, ...] = _setting(
-        "JAMGEN_ADMIN_USER_IDS", (), "Comma-separated user ids with unlimited quota and queue priority.", kind="int_list"
+        "JAMGEN_ADMIN_USER_IDS",
+        (),
+        "Comma-separated user ids with unlimited quota and queue priority.",
+        kind="int_list",
     )
     message_content_intent: bool = _setting(
         "JAMGEN_MESSAGE_CONTENT_INTENT",
@@ -126,10 +141,20 @@ class Settings:
     )
     warmup: bool = _setting("JAMGEN_WARMUP", True, "Load the default model when the engine starts.", kind="bool")
     model_memory_gb: float = _setting(
-        "JAMGEN_MODEL_MEMORY_GB", 0.0, "Memory budget for loaded models in GiB (0 = 80% of the device).", kind="float", low=0, high=4096
+        "JAMGEN_MODEL_MEMORY_GB",
+        0.0,
+        "Memory budget for loaded models in GiB (0 = 80% of the device).",
+        kind="float",
+        low=0,
+        high=4096,
     )
     max_batch: int = _setting(
-        "JAMGEN_MAX_BATCH", 0, "Most requests in one generate call (0 = 4 on CPU, 8 on GPU).", kind="int", low=0, high=64
+        "JAMGEN_MAX_BATCH",
+        0,
+        "Most requests in one generate call (0 = 4 on CPU, 8 on GPU).",
+        kind="int",
+        low=0,
+        high=64,
     )
     watchdog_factor: float = _setting(
         "JAMGEN_WATCHDOG_FACTOR",
@@ -141,7 +166,9 @@ class Settings:
     )
     # Limits for members
     max_duration: int = _setting("JAMGEN_MAX_DURATION", 120, "Longest track in seconds.", kind="int", low=1, high=300)
-    default_duration: int = _setting("JAMGEN_DEFAULT_DURATION", 10, "Track length when none is given.", kind="int", low=1, high=300)
+    default_duration: int = _setting(
+        "JAMGEN_DEFAULT_DURATION", 10, "Track length when none is given.", kind="int", low=1, high=300
+    )
     max_takes: int = _setting("JAMGEN_MAX_TAKES", 4, "Most takes per request.", kind="int", low=1, high=4)
     max_prompt_length: int = _setting(
         "JAMGEN_MAX_PROMPT_LENGTH", 500, "Longest prompt in characters.", kind="int", low=1, high=2000
@@ -192,7 +219,12 @@ class Settings:
         "JAMGEN_PROGRESS_INTERVAL", 5.0, "Seconds between progress updates.", kind="float", low=0.05, high=600
     )
     shutdown_grace: float = _setting(
-        "JAMGEN_SHUTDOWN_GRACE", 60.0, "Seconds the running batch may take to finish at shutdown.", kind="float", low=0, high=3600
+        "JAMGEN_SHUTDOWN_GRACE",
+        60.0,
+        "Seconds the running batch may take to finish at shutdown.",
+        kind="float",
+        low=0,
+        high=3600,
     )
     delivery_retry_minutes: float = _setting(
         "JAMGEN_DELIVERY_RETRY_MINUTES", 15.0, "How long a failed delivery is retried.", kind="float", low=0, high=1440
@@ -241,7 +273,7 @@ class Settings:
             raise ConfigError(
                 "DISCORD_TOKEN is not set. Create a bot in the Discord developer portal "
                 "(README: 'Create the Discord application'), put its token in .env, "
-                "or try a track without Discord: jamgen generate \"lofi piano\" -o take.mp3"
+                'or try a track without Discord: jamgen generate "lofi piano" -o take.mp3'
             )
         return self.discord_token.get_secret_value()
 
@@ -318,8 +350,10 @@ def _parse(raw: str, meta: Mapping[str, Any]) -> Any:
             number: float = int(raw) if kind == "int" else float(raw)
         except ValueError:
             raise bad() from None
-        if number != number or (meta["low"] is not None and number < meta["low"]) or (
-            meta["high"] is not None and number > meta["high"]
+        if (
+            math.isnan(number)
+            or (meta["low"] is not None and number < meta["low"])
+            or (meta["high"] is not None and number > meta["high"])
         ):
             raise bad()
         return number
