@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 
 from bot.config import Settings
-from bot.errors import NotImplementedYetError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register this subcommand's options."""
+    """Register this subcommand's options (none: everything comes from .env)."""
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Start the bot; without a token, explain how to get one."""
     settings.require_token()
-    raise NotImplementedYetError("`jamgen run` is not implemented yet: the Discord client lands with the cogs.")
+    from bot.client import run_bot  # discord is imported only when the bot really starts
+
+    asyncio.run(run_bot(settings))
+    return 0

@@ -24,6 +24,7 @@ class ModelSpec:
         cost_weight: quota seconds charged per second of audio.
         vram_gb: approximate GPU memory to load and run at batch 1 in fp16.
         sample_rate: of its output.
+        frame_rate: decoding steps per second of audio (for ETAs).
         debug: tiny random test model, built in code (no download).
         blurb: what it is good for (for /help and the README).
     """
@@ -36,6 +37,7 @@ class ModelSpec:
     cost_weight: float
     vram_gb: float
     sample_rate: int = 32000
+    frame_rate: int = 50
     debug: bool = False
     blurb: str = ""
 
@@ -71,6 +73,7 @@ def _debug(name: str, modes: frozenset[Mode], stereo: bool = False) -> ModelSpec
         max_duration=4.0,
         cost_weight=1.0,
         vram_gb=0.1,
+        frame_rate=25,
         debug=True,
         blurb="tiny random model for tests (noise, not music)",
     )

@@ -1,0 +1,452 @@
+"""The Discord bootstrap: the bot, delivery of finished takes, and the rendering the cogs share.
+
+This is the one module of ``bot/`` that imports discord. Interaction tokens
+live here in memory only (``JamBot.live``), never in the store or the logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.config import Settings
+from bot.errors import JamgenError
+from bot.service import Delivery, JamService, Job, JobUpdate, Phase, Receipt
+
+log = logging.getLogger("jamgen.discord")
+
+EXTENSIONS = ("cogs.generate", "cogs.remix", "cogs.buttons", "cogs.library", "cogs.admin")
+NO_MENTIONS = discord.AllowedMentions.none()
+COLOUR = discord.Colour.from_rgb(124, 92, 255)
+# Discord lets an interaction token be used for 15 minutes; leave a margin for the upload itself.
+TOKEN_LIFETIME = dt.timedelta(minutes=14, seconds=30)
+INTERACTION_GONE = {10015, 10062, 50027}
+JOB_FOOTER = re.compile(r"\bjob ([a-z0-9]{4,16})\b")
+
+
+@dataclass
+class LiveJob:
+    """How to reach the member who asked for a job while jamgen runs (memory only).
+
+    Args:
+        interaction: the slash command/button/modal interaction that asked, if any.
+        progress_message: a channel message showing progress (reply-to-remix jobs).
+    """
+
+    interaction: discord.Interaction | None = None
+    progress_message: discord.Message | None = None
+    # Set once the receipt is shown, so a fast job's result never gets overwritten by it.
+    shown: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_shown(self) -> None:
+        """Wait (briefly) until the receipt/progress message exists."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.shown.wait(), 10)
+
+
+class JamBot(commands.Bot):
+    """jamgen's Discord client.
+
+    Args:
+        settings: validated settings.
+        service: the jam service (started in ``setup_hook``).
+        options: extra ``discord.Client`` options (tests pass ``guild_ready_timeout``).
+    """
+
+    def __init__(self, settings: Settings, service: JamService, **options: Any) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = settings.message_content_intent
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            help_command=None,
+            allowed_mentions=NO_MENTIONS,
+            **options,
+        )
+        self.settings = settings
+        self.service = service
+        self.live: dict[str, LiveJob] = {}
+        self.result_view: Callable[[Job, int], discord.ui.View] = lambda job, takes: discord.ui.View()
+        self.progress_view: Callable[[str], discord.ui.View] = lambda job_id: discord.ui.View()
+
+    @property
+    def user_id(self) -> int | None:
+        """The bot's own user id once logged in."""
+        return self.user.id if self.user else None
+
+    @staticmethod
+    def job_id_of(message: discord.Message) -> str | None:
+        """The job a jamgen result message belongs to (from its embed footer)."""
+        for embed in message.embeds:
+            match = JOB_FOOTER.search(embed.footer.text or "")
+            if match:
+                return match.group(1)
+        return None
+
+    async def setup_hook(self) -> None:
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        self.tree.on_error = self.on_app_command_error
+        self.service.deliverer = DiscordDeliverer(self)
+        await self.service.start()
+        await self.sync_commands()
+
+    async def sync_commands(self, *, force: bool = False) -> bool:
+        """Sync slash commands when they changed since the last sync (or when forced).
+
+        Returns:
+            whether a sync was sent to Discord.
+        """
+        guild = discord.Object(self.settings.dev_guild_id) if self.settings.dev_guild_id else None
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        payload = [c.to_dict(self.tree) for c in self.tree.get_commands(guild=guild)]
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        marker = self.settings.data_dir / f"commands-{self.settings.dev_guild_id or 'global'}.sha256"
+        if not force and marker.exists() and marker.read_text() == digest:
+            return False
+        await self.tree.sync(guild=guild)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(digest)
+        log.info("synced %d application commands", len(payload))
+        return True
+
+    async def close(self) -> None:
+        await self.service.close()
+        await super().close()
+
+    async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        """Turn any error into a friendly ephemeral message; details go to the log with an error id."""
+        cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        await report_error(interaction, cause)
+
+
+async def report_error(interaction: discord.Interaction, error: BaseException) -> None:
+    """Tell the member what went wrong, ephemerally.
+
+    Args:
+        interaction: the interaction to answer (deferred or not).
+        error: what happened; JamgenErrors carry their own user-facing message.
+    """
+    if isinstance(error, JamgenError):
+        text = f"⚠️ {error.message}"
+        if not error.user_error:
+            error_id = secrets.token_hex(3)
+            log.error("error %s: %s", error_id, error.message, exc_info=error)
+            text += f" (error id `{error_id}`)"
+    elif isinstance(error, app_commands.CheckFailure):
+        text = "⚠️ You don't have permission to do that."
+    else:
+        error_id = secrets.token_hex(3)
+        log.error("error %s in an interaction", error_id, exc_info=error)
+        text = f"⚠️ Something went wrong on jamgen's side. Please try again. (error id `{error_id}`)"
+    await send_ephemeral(interaction, text)
+
+
+async def send_ephemeral(interaction: discord.Interaction, text: str, **kwargs: Any) -> None:
+    """Answer privately whatever state the interaction is in.
+
+    A public "thinking…" placeholder is removed first so the answer is not left dangling.
+    """
+    try:
+        if not interaction.response.is_done():
+            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS, **kwargs)
+            return
+        if interaction.response.type == discord.InteractionResponseType.deferred_channel_message:
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.delete_original_response()
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS, **kwargs)
+    except discord.HTTPException as exc:
+        log.warning("could not answer an interaction: %s", exc.text)
+
+
+def interaction_alive(interaction: discord.Interaction) -> bool:
+    """Whether the interaction's token can still be used (with a safety margin)."""
+    return discord.utils.utcnow() - interaction.created_at < TOKEN_LIFETIME
+
+
+# ---------------------------------------------------------------------- rendering
+def progress_bar(fraction: float, width: int = 12) -> str:
+    """``▰▰▰▱▱▱`` style bar."""
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    return "▰" * filled + "▱" * (width - filled)
+
+
+def format_seconds(seconds: float | None) -> str:
+    """``~45 s`` / ``~3 min``; ``unknown`` when None."""
+    if seconds is None:
+        return "unknown"
+    if seconds < 90:
+        return f"~{max(1, round(seconds))} s"
+    return f"~{round(seconds / 60)} min"
+
+
+def render_receipt(receipt: Receipt) -> str:
+    """The first message after a submit."""
+    lines = [
+        f"⏳ Queued `{receipt.job_id}` · position {receipt.position} · ETA {format_seconds(receipt.eta_s)}",
+        f"{receipt.model} · {receipt.duration:g} s · costs {receipt.cost:g} s of quota"
+        + (f" · {receipt.remaining:g} s left today" if receipt.remaining is not None else ""),
+    ]
+    lines += [f"ℹ️ {w}" for w in receipt.warnings]
+    return "\n".join(lines)
+
+
+def render_update(update: JobUpdate) -> str:
+    """The progress message for a job update."""
+    if update.phase == Phase.QUEUED:
+        return f"⏳ Queued `{update.job_id}` · position {update.position or '?'} · ETA {format_seconds(update.eta_s)}"
+    if update.phase == Phase.RUNNING:
+        return (
+            f"🎛 Generating `{update.job_id}` {progress_bar(update.fraction)} {round(update.fraction * 100)}%"
+            f" · ETA {format_seconds(update.eta_s)}"
+        )
+    if update.phase == Phase.RENDERING:
+        return f"🎚 Mixing down `{update.job_id}`…"
+    if update.phase == Phase.DONE:
+        return f"✅ `{update.job_id}` is ready."
+    if update.phase == Phase.CANCELLED:
+        return f"🛑 `{update.job_id}` cancelled. {update.message}"
+    return f"⚠️ `{update.job_id}` failed: {update.message}"
+
+
+def clip(text: str, limit: int) -> str:
+    """Shorten to ``limit`` characters with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def result_embeds(delivery: Delivery, parent_url: str | None = None) -> list[discord.Embed]:
+    """One embed per take: prompt, model, mode, duration, seed, tempo, time, job id, parent link, waveform."""
+    job = delivery.job
+    embeds = []
+    for take in delivery.takes:
+        title = clip(job.prompt, 200) if job.prompt else f"{job.mode} take"
+        embed = discord.Embed(
+            title=title if len(delivery.takes) == 1 else f"Take {take.index + 1}: {title}", colour=COLOUR
+        )
+        embed.add_field(name="Model", value=job.model)
+        embed.add_field(name="Mode", value=job.mode)
+        embed.add_field(name="Duration", value=f"{take.duration:.1f} s")
+        embed.add_field(name="Seed", value=str(take.seed))
+        embed.add_field(name="Tempo", value=f"{take.bpm:.0f} BPM" if take.bpm else "—")
+        if take.key:
+            embed.add_field(name="Key", value=take.key)
+        embed.add_field(name="Made in", value=f"{delivery.generation_s:.1f} s")
+        if job.parent_id:
+            link = f"[`{job.parent_id}`]({parent_url})" if parent_url else f"`{job.parent_id}`"
+            embed.add_field(name="From", value=link)
+        if take.waveform_path is not None:
+            embed.set_image(url=f"attachment://{take.waveform_path.name}")
+        embed.set_footer(text=f"job {job.id} · take {take.index + 1}/{job.takes} · by jamgen")
+        embeds.append(embed)
+    return embeds
+
+
+def result_files(delivery: Delivery) -> list[discord.File]:
+    """MP3s and waveform pictures of a delivery."""
+    files = []
+    for take in delivery.takes:
+        files.append(discord.File(take.path, filename=take.path.name))
+        if take.waveform_path is not None and take.waveform_path.exists():
+            files.append(discord.File(take.waveform_path, filename=take.waveform_path.name))
+    return files
+
+
+def message_url(guild_id: int | None, channel_id: int | None, message_id: int | None) -> str | None:
+    """Jump link to a message."""
+    if not channel_id or not message_id:
+        return None
+    return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
+
+
+class DiscordDeliverer:
+    """Posts finished takes: into the interaction while its token lives, else into the channel.
+
+    Args:
+        bot: the running bot.
+    """
+
+    def __init__(self, bot: JamBot) -> None:
+        self.bot = bot
+
+    async def deliver(self, delivery: Delivery) -> list[int]:
+        job = delivery.job
+        live = self.bot.live.get(job.id)
+        if live is not None:
+            await live.wait_shown()
+        parent_url = await self._parent_url(job)
+        content = f"<@{job.user_id}> here's your take." if job.takes == 1 else f"<@{job.user_id}> here are your takes."
+        kwargs: dict[str, Any] = {
+            "content": content,
+            "embeds": result_embeds(delivery, parent_url),
+            "view": self.bot.result_view(job, len(delivery.takes)),
+        }
+        if live and live.interaction and interaction_alive(live.interaction):
+            try:
+                message = await live.interaction.edit_original_response(
+                    attachments=result_files(delivery), allowed_mentions=NO_MENTIONS, **kwargs
+                )
+                self.bot.live.pop(job.id, None)
+                return [message.id]
+            except discord.HTTPException as exc:
+                if exc.code not in INTERACTION_GONE and exc.status not in (401, 404):
+                    raise
+                log.info("job %s: interaction expired; delivering in the channel", job.id)
+        message = await self._post_in_channel(job, files=result_files(delivery), **kwargs)
+        if live and live.progress_message is not None:
+            with contextlib.suppress(discord.HTTPException):
+                await live.progress_message.delete()
+        self.bot.live.pop(job.id, None)
+        return [message.id]
+
+    async def notify_failure(self, job: Job, message: str) -> None:
+        live = self.bot.live.pop(job.id, None)
+        if live and live.interaction and interaction_alive(live.interaction):
+            with contextlib.suppress(discord.HTTPException):
+                await live.interaction.followup.send(f"⚠️ `{job.id}`: {message}", ephemeral=True)
+                return
+        await self._post_in_channel(job, content=f"<@{job.user_id}> ⚠️ `{job.id}`: {message}")
+
+    async def _post_in_channel(self, job: Job, **kwargs: Any) -> discord.Message:
+        if job.channel_id is None:
+            raise RuntimeError(f"job {job.id} has no channel to deliver to")
+        channel = self.bot.get_channel(job.channel_id) or await self.bot.fetch_channel(job.channel_id)
+        assert isinstance(channel, discord.abc.Messageable)
+        reference = job.progress_message_id or job.reply_to_message_id
+        return await channel.send(
+            reference=discord.MessageReference(
+                message_id=reference, channel_id=job.channel_id, fail_if_not_exists=False
+            )
+            if reference
+            else None,
+            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(job.user_id)]),
+            **kwargs,
+        )
+
+    async def _parent_url(self, job: Job) -> str | None:
+        if not job.parent_id:
+            return None
+        parent = await self.bot.service.store.get_job(job.parent_id)
+        if parent is None or not parent.message_ids:
+            return None
+        return message_url(parent.guild_id, parent.channel_id, parent.message_ids[0])
+
+
+def track_progress(bot: JamBot, job_id: str, live: LiveJob) -> None:
+    """Keep the member's progress message up to date as the job moves (throttled by the service)."""
+    bot.live[job_id] = live
+
+    async def on_update(update: JobUpdate) -> None:
+        await live.wait_shown()
+        if update.phase == Phase.DONE:
+            return
+        view = bot.progress_view(job_id) if update.phase in (Phase.QUEUED, Phase.RUNNING) else None
+        try:
+            if live.interaction is not None and interaction_alive(live.interaction):
+                await live.interaction.edit_original_response(content=render_update(update), view=view)
+            elif live.progress_message is not None:
+                await live.progress_message.edit(content=render_update(update), view=view)
+        except discord.HTTPException as exc:
+            log.debug("progress edit for %s failed: %s", job_id, exc.status)
+        if update.phase in (Phase.FAILED, Phase.CANCELLED):
+            bot.live.pop(job_id, None)
+
+    bot.service.subscribe(job_id, on_update)
+
+
+def build_bot(settings: Settings, service: JamService, **options: Any) -> JamBot:
+    """The production factory; tests build the bot the same way (plus test-only client options).
+
+    Args:
+        settings: validated settings.
+        service: the jam service (not yet started).
+        options: extra discord.Client options.
+    """
+    return JamBot(settings, service, **options)
+
+
+async def run_bot(settings: Settings) -> None:
+    """Open the store, start the engine and the service, and run the bot until stopped."""
+    from bot.engine.client import EngineClient, EngineConfig
+    from bot.service import ServiceConfig
+    from bot.store import JobStore
+
+    token = settings.require_token()
+    store = await JobStore.open(settings.db_path)
+    engine = EngineClient(EngineConfig.from_settings(settings))
+    try:
+        await engine.start()
+        health = await engine.health()
+        config = ServiceConfig.from_settings(settings, on_gpu=health.device.startswith("cuda"))
+        service = JamService(config, store, engine, deliverer=None)  # type: ignore[arg-type]
+        bot = build_bot(settings, service)
+        async with bot:
+            await bot.start(token)
+    finally:
+        await engine.close()
+        await store.close()
+
+
+def member_context(interaction: discord.Interaction) -> dict[str, Any]:
+    """Who is asking, for a JamRequest: ids, roles, admin flag, upload limit, where to deliver."""
+    user = interaction.user
+    roles = tuple(r.id for r in getattr(user, "roles", ()) if r.id != interaction.guild_id)
+    perms = getattr(user, "guild_permissions", None)
+    return {
+        "user_id": user.id,
+        "guild_id": interaction.guild_id,
+        "channel_id": interaction.channel_id,
+        "role_ids": roles,
+        "is_admin": bool(perms and perms.manage_guild),
+        "upload_limit_bytes": interaction.filesize_limit,
+        "interaction_id": interaction.id,
+    }
+
+
+async def read_attachment(bot: JamBot, attachment: discord.Attachment) -> bytes:
+    """Download an attachment after checking its declared size (the service checks the real size again)."""
+    bot.service.check_attachment_size(attachment.size)
+    return await attachment.read()
+
+
+async def submit_and_track(bot: JamBot, interaction: discord.Interaction, request: Any) -> Receipt | None:
+    """Submit a deferred interaction's request, show the receipt and follow the job's progress.
+
+    Args:
+        bot: the bot.
+        interaction: already deferred (publicly, thinking).
+        request: the JamRequest.
+
+    Returns:
+        the receipt, or None when the request was refused (the member was told why, privately).
+    """
+    try:
+        receipt = await bot.service.submit(request)
+    except JamgenError as exc:
+        await report_error(interaction, exc)
+        return None
+    live = LiveJob(interaction=interaction)
+    track_progress(bot, receipt.job_id, live)
+    try:
+        message = await interaction.edit_original_response(
+            content=render_receipt(receipt), view=bot.progress_view(receipt.job_id), allowed_mentions=NO_MENTIONS
+        )
+        await bot.service.remember_progress_message(receipt.job_id, message.id)
+    except discord.HTTPException as exc:
+        log.warning("could not show the receipt of %s: %s", receipt.job_id, exc.status)
+    finally:
+        live.shown.set()
+    return receipt

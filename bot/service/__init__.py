@@ -1,0 +1,34 @@
+"""The jam service: queue, fairness, batching, progress, delivery (no Discord, no torch)."""
+
+from bot.service.jam import Deliverer, Delivery, JamService, RenderedTake, ServiceConfig
+from bot.service.requests import (
+    AudioInput,
+    JamRequest,
+    JobNotFoundError,
+    JobUpdate,
+    NotYourJobError,
+    Phase,
+    QueueFullError,
+    Receipt,
+    ServiceClosingError,
+)
+from bot.store import Job, JobState
+
+__all__ = [
+    "AudioInput",
+    "Deliverer",
+    "Delivery",
+    "JamRequest",
+    "JamService",
+    "Job",
+    "JobNotFoundError",
+    "JobState",
+    "JobUpdate",
+    "NotYourJobError",
+    "Phase",
+    "QueueFullError",
+    "Receipt",
+    "RenderedTake",
+    "ServiceClosingError",
+    "ServiceConfig",
+]

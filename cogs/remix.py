@@ -1,0 +1,210 @@
+"""Remix anything with audio: the "Remix with jamgen" context menu, its modal, and reply-to-remix."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.client import (
+    NO_MENTIONS,
+    JamBot,
+    LiveJob,
+    member_context,
+    read_attachment,
+    render_receipt,
+    report_error,
+    submit_and_track,
+    track_progress,
+)
+from bot.errors import JamgenError, UserInputError
+from bot.service import AudioInput, JamRequest, Mode
+
+log = logging.getLogger("jamgen.cogs.remix")
+
+MODE_WORDS = {"melody": Mode.MELODY, "style": Mode.STYLE, "continue": Mode.CONTINUATION, "extend": Mode.CONTINUATION}
+PREFIX = re.compile(r"^\s*(melody|style|continue|extend)\s*:\s*", re.IGNORECASE)
+AUDIO_TYPES = ("audio/", "video/")
+
+
+def audio_attachments(message: discord.Message) -> list[discord.Attachment]:
+    """Attachments that look like audio (Discord's content type, else the extension)."""
+    found = []
+    for attachment in message.attachments:
+        kind = attachment.content_type or ""
+        if kind.startswith(AUDIO_TYPES) or attachment.filename.lower().endswith(
+            (".mp3", ".wav", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".aiff", ".mp4", ".mov", ".webm", ".mkv")
+        ):
+            found.append(attachment)
+    return found
+
+
+def parse_mode(text: str, default: Mode) -> tuple[Mode, str]:
+    """Split a ``melody:``/``style:``/``continue:`` prefix off a remix prompt."""
+    match = PREFIX.match(text)
+    if not match:
+        return default, text.strip()
+    return MODE_WORDS[match.group(1).lower()], text[match.end() :].strip()
+
+
+def parse_mode_word(word: str) -> Mode:
+    """The mode named in the modal's mode field."""
+    key = word.strip().lower().rstrip(":")
+    if key not in MODE_WORDS:
+        raise UserInputError(f"Mode must be melody, style or continue; you wrote '{word[:30]}'.")
+    return MODE_WORDS[key]
+
+
+def parse_duration(text: str) -> int | None:
+    """The modal's duration field (empty = default)."""
+    text = text.strip().removesuffix("s").strip()
+    if not text:
+        return None
+    try:
+        return int(float(text))
+    except ValueError:
+        raise UserInputError(f"Duration must be a number of seconds; you wrote '{text[:20]}'.") from None
+
+
+class RemixModal(discord.ui.Modal, title="Remix with jamgen"):
+    """Asks for prompt, mode and duration, then submits a remix of a take or an attachment.
+
+    Args:
+        bot: the bot.
+        from_job: remix take ``take`` of this job …
+        take: … (0-based)
+        attachment: … or this attachment.
+        parent_id: lineage parent.
+    """
+
+    prompt: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
+        label="Prompt", placeholder="e.g. jazzy piano trio, brushed drums", max_length=2000, required=False
+    )
+    mode: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
+        label="Mode: melody, style or continue", default="melody", max_length=10
+    )
+    duration: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
+        label="Duration in seconds", placeholder="default", required=False, max_length=5
+    )
+
+    def __init__(
+        self,
+        bot: JamBot,
+        *,
+        from_job: str | None = None,
+        take: int = 0,
+        attachment: discord.Attachment | None = None,
+        parent_id: str | None = None,
+        default_mode: str = "melody",
+    ) -> None:
+        super().__init__()
+        self.bot = bot
+        self.from_job = from_job
+        self.take = take
+        self.attachment = attachment
+        self.parent_id = parent_id
+        self.mode.default = default_mode
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(thinking=True)
+        mode = parse_mode_word(self.mode.value)
+        data = await read_attachment(self.bot, self.attachment) if self.attachment else None
+        request = JamRequest(
+            **member_context(interaction),
+            mode=mode,
+            prompt=self.prompt.value,
+            duration=parse_duration(self.duration.value),
+            model=await self.bot.service.default_model_for(interaction.guild_id, mode),
+            audio=AudioInput(
+                data=data,
+                from_job=None if data else self.from_job,
+                take=self.take,
+                filename=self.attachment.filename if self.attachment else "",
+            ),
+            parent_id=self.parent_id or self.from_job,
+        )
+        await submit_and_track(self.bot, interaction, request)
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+        await report_error(interaction, error)
+
+
+class Remix(commands.Cog):
+    """Remix from any message with audio."""
+
+    def __init__(self, bot: JamBot) -> None:
+        self.bot = bot
+        self.menu = app_commands.ContextMenu(name="Remix with jamgen", callback=self.remix_menu)
+        bot.tree.add_command(self.menu)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
+
+    async def remix_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        """Apps ▸ Remix with jamgen: opens the remix modal for the message's audio."""
+        own_job = self.bot.job_id_of(message) if message.author.id == self.bot.user_id else None
+        attachments = audio_attachments(message)
+        if not attachments and own_job is None:
+            await report_error(interaction, UserInputError("That message has no audio to remix."))
+            return
+        modal = RemixModal(self.bot, from_job=own_job, attachment=None if own_job else attachments[0])
+        await interaction.response.send_modal(modal)
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        """Reply-to-remix: a reply to a jamgen track, or a reply that mentions jamgen on any message with audio."""
+        if message.author.bot or message.reference is None or message.guild is None:
+            return
+        referenced = message.reference.resolved
+        if not isinstance(referenced, discord.Message):
+            return
+        to_us = referenced.author.id == self.bot.user_id
+        mentioned = self.bot.user is not None and self.bot.user in message.mentions
+        own_job = self.bot.job_id_of(referenced) if to_us else None
+        attachments = audio_attachments(referenced)
+        if not (own_job or (mentioned and attachments)):
+            return
+        guild = await self.bot.service.guild_settings(message.guild.id)
+        if not guild.remix_by_reply:
+            return
+        text = message.content
+        if self.bot.user is not None:
+            text = text.replace(self.bot.user.mention, "").replace(f"<@!{self.bot.user.id}>", "")
+        mode, prompt = parse_mode(text, Mode(guild.remix_mode))
+        author = message.author
+        try:
+            data = None if own_job else await read_attachment(self.bot, attachments[0])
+            request = JamRequest(
+                user_id=author.id,
+                guild_id=message.guild.id,
+                channel_id=message.channel.id,
+                mode=mode,
+                prompt=prompt,
+                model=await self.bot.service.default_model_for(message.guild.id, mode),
+                audio=AudioInput(data=data, from_job=own_job, filename=attachments[0].filename if data else ""),
+                parent_id=own_job,
+                role_ids=tuple(r.id for r in getattr(author, "roles", ())),
+                is_admin=bool(getattr(author, "guild_permissions", None) and author.guild_permissions.manage_guild),  # type: ignore[union-attr]
+                reply_to_message_id=message.id,
+            )
+            receipt = await self.bot.service.submit(request)
+        except JamgenError as exc:
+            await message.reply(f"⚠️ {exc.message}", allowed_mentions=NO_MENTIONS, delete_after=60)
+            return
+        live = LiveJob()
+        track_progress(self.bot, receipt.job_id, live)
+        try:
+            live.progress_message = await message.reply(
+                render_receipt(receipt), view=self.bot.progress_view(receipt.job_id), allowed_mentions=NO_MENTIONS
+            )
+            await self.bot.service.remember_progress_message(receipt.job_id, live.progress_message.id)
+        finally:
+            live.shown.set()
+
+
+async def setup(bot: JamBot) -> None:
+    """Load the cog."""
+    await bot.add_cog(Remix(bot))
