@@ -50,6 +50,22 @@ class SamplingParams:
     eval_q: int = 3
     excerpt_length: float = 3.0
 
+    @classmethod
+    def for_mode(cls, mode: Mode, **overrides: object) -> SamplingParams:
+        """The model card's defaults for ``mode``: style takes get double CFG (cfg 3, beta 5).
+
+        Args:
+            mode: how the take is conditioned.
+            overrides: fields to set instead of the defaults (None values are ignored).
+        """
+        values: dict[str, object] = {"cfg_coef_beta": STYLE_CFG_COEF_BETA} if mode == Mode.STYLE else {}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+# MusicGen-Style's model card: double CFG with cfg_coef 3 and cfg_coef_beta 5.
+STYLE_CFG_COEF_BETA = 5.0
+
 
 @dataclass
 class GenerationRequest:
@@ -78,10 +94,23 @@ class GenerationRequest:
     audio_sample_rate: int | None = None
 
     def batch_key(self) -> tuple[object, ...] | None:
-        """Requests with equal keys may share one generate call; None = must run alone."""
+        """Requests with equal keys may share one generate call; None = must run alone.
+
+        Continuation prompts of one call must be equally long, so their length is part of the key.
+        """
         if self.seed is not None:
             return None
-        return (self.model, self.mode, round(self.duration, 3), self.sampling)
+        key: tuple[object, ...] = (self.model, self.mode, round(self.duration, 3), self.sampling)
+        if self.mode == Mode.CONTINUATION:
+            key += (round(self.audio_seconds, 2),)
+        return key
+
+    @property
+    def audio_seconds(self) -> float:
+        """Length of the conditioning audio in seconds (0 when there is none)."""
+        if self.audio is None or not self.audio_sample_rate:
+            return 0.0
+        return self.audio.shape[-1] / self.audio_sample_rate
 
 
 @dataclass
@@ -92,7 +121,11 @@ class GenerationResult:
         request_id: the request it answers.
         audio: float32 [channels, samples].
         sample_rate: of ``audio``.
-        seed: the seed actually used (for the recipe).
+        seed: the seed actually used (for the recipe). Every row of one generate call shares it and
+            draws from the same random stream, so rerunning a request alone with this seed reproduces
+            the take only when it was made alone (``batch_size == 1``, as explicit seeds always are);
+            a batched take is reproduced only by the same batch (same rows, same order) with this seed.
+            Reproduction holds on the same machine and software (GPU kernels may differ elsewhere).
         elapsed_s: wall time of the generate call that made it.
         steps: decoding steps of that call (for ETA estimates).
         batch_size: how many requests shared the call.
@@ -145,6 +178,22 @@ class EngineError(InternalError):
         self.retriable = retriable
 
 
+class RequestRejected(EngineError):
+    """The request cannot be served as asked (the member's mistake, never charged).
+
+    Returned in place of a result for a request with a bad parameter, a mode its model
+    cannot do, or a model whose weights are missing; ``str()`` says what to change.
+
+    Args:
+        message: user-facing sentence.
+    """
+
+    user_error = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retriable=False)
+
+
 class GenerationCancelled(EngineError):
     """The request was cancelled before it finished."""
 
@@ -166,6 +215,8 @@ class EngineHealth:
         loaded_models: names of models in memory.
         restarts: how many times the worker was restarted.
         pid: the worker's process id.
+        generate_calls: model generate calls the current worker has made (failed ones included).
+        busy: the worker is running a batch.
     """
 
     alive: bool
@@ -173,6 +224,8 @@ class EngineHealth:
     loaded_models: tuple[str, ...]
     restarts: int
     pid: int | None
+    generate_calls: int = 0
+    busy: bool = False
 
 
 ProgressCallback = Callable[[Progress], Awaitable[None] | None]

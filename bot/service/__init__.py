@@ -1,5 +1,6 @@
 """The jam service: queue, fairness, batching, progress, delivery (no Discord, no torch)."""
 
+from bot.engine.types import Mode, SamplingParams
 from bot.service.jam import Deliverer, Delivery, JamService, RenderedTake, ServiceConfig
 from bot.service.requests import (
     AudioInput,
@@ -24,11 +25,13 @@ __all__ = [
     "JobNotFoundError",
     "JobState",
     "JobUpdate",
+    "Mode",
     "NotYourJobError",
     "Phase",
     "QueueFullError",
     "Receipt",
     "RenderedTake",
     "ServiceClosingError",
+    "SamplingParams",
     "ServiceConfig",
 ]

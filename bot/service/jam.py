@@ -240,6 +240,9 @@ class JamService:
         """Recover jobs from the store and start scheduling."""
         for folder in (self.jobs_dir, self.outputs_dir, self.staging_dir):
             folder.mkdir(parents=True, exist_ok=True)
+        # librosa compiles its kernels on first use while holding the GIL; do it before the loop is busy.
+        noise = np.random.default_rng(0).standard_normal((1, 16000)).astype(np.float32) * 0.1
+        await audio.analyse(noise, 16000)
         recovery = await self.store.recover(self.config.max_attempts)
         for job in recovery.requeued:
             self.queue.push(self._queued(job))

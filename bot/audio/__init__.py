@@ -1,0 +1,126 @@
+"""The audio room: every use of ffmpeg/ffprobe in jamgen lives here.
+
+Inputs: :func:`save_attachment` (store an attachment safely in its job folder),
+:func:`probe`, :func:`decode`, :func:`load_input`, and the excerpts each mode
+conditions on. Outputs: :func:`encode` (level, tag, fit the upload limit),
+:func:`read_recipe`, :func:`waveform_png`. Analysis: :func:`analyse`,
+:func:`estimate_tempo`, :func:`estimate_key`, :func:`analyse_file`.
+See docs/AUDIO.md for what is accepted and why.
+"""
+
+from bot.audio.analysis import Analysis, analyse, analyse_file, estimate_key, estimate_tempo, warm_up
+from bot.audio.encode import (
+    DEFAULT_BYTE_LIMIT,
+    MP3_BITRATES_KBPS,
+    OUTPUT_FORMATS,
+    EncodedTrack,
+    OutputFormat,
+    TrackTags,
+    encode,
+    read_recipe,
+    read_tags,
+)
+from bot.audio.errors import (
+    AudioEncodeError,
+    AudioFileTooLargeError,
+    AudioInputError,
+    AudioToolMissingError,
+    AudioTooLongError,
+    AudioTooShortError,
+    DamagedAudioError,
+    EmptyAudioFileError,
+    InputFileNotFoundError,
+    InputTimeoutError,
+    NoAudioStreamError,
+    NotAudioError,
+    OutputTooLargeError,
+    PlaylistNotAllowedError,
+    RecipeNotFoundError,
+    TooManyChannelsError,
+    UnsupportedAudioFormatError,
+)
+from bot.audio.excerpts import (
+    DEFAULT_CONTINUATION_S,
+    DEFAULT_STYLE_S,
+    MAX_STYLE_S,
+    MIN_STYLE_S,
+    Excerpt,
+    continuation_prompt,
+    loudest_window_start,
+    melody_excerpt,
+    style_excerpt,
+)
+from bot.audio.inputs import (
+    SILENT_WARNING,
+    InputAudio,
+    SavedInput,
+    decode,
+    is_silent,
+    load_input,
+    save_attachment,
+)
+from bot.audio.limits import AudioLimits
+from bot.audio.loudness import NORMALIZATIONS, Normalization, integrated_loudness, level
+from bot.audio.probe import ProbeInfo, probe
+from bot.audio.tools import tools_available
+from bot.audio.waveform import waveform_png
+
+__all__ = [
+    "DEFAULT_BYTE_LIMIT",
+    "DEFAULT_CONTINUATION_S",
+    "DEFAULT_STYLE_S",
+    "MAX_STYLE_S",
+    "MIN_STYLE_S",
+    "MP3_BITRATES_KBPS",
+    "NORMALIZATIONS",
+    "OUTPUT_FORMATS",
+    "SILENT_WARNING",
+    "Analysis",
+    "AudioEncodeError",
+    "AudioFileTooLargeError",
+    "AudioInputError",
+    "AudioLimits",
+    "AudioTooLongError",
+    "AudioTooShortError",
+    "AudioToolMissingError",
+    "DamagedAudioError",
+    "EmptyAudioFileError",
+    "EncodedTrack",
+    "Excerpt",
+    "InputAudio",
+    "InputFileNotFoundError",
+    "InputTimeoutError",
+    "NoAudioStreamError",
+    "Normalization",
+    "NotAudioError",
+    "OutputFormat",
+    "OutputTooLargeError",
+    "PlaylistNotAllowedError",
+    "ProbeInfo",
+    "RecipeNotFoundError",
+    "SavedInput",
+    "TooManyChannelsError",
+    "TrackTags",
+    "UnsupportedAudioFormatError",
+    "analyse",
+    "analyse_file",
+    "continuation_prompt",
+    "decode",
+    "encode",
+    "estimate_key",
+    "estimate_tempo",
+    "integrated_loudness",
+    "is_silent",
+    "level",
+    "load_input",
+    "loudest_window_start",
+    "melody_excerpt",
+    "probe",
+    "read_recipe",
+    "read_tags",
+    "save_attachment",
+    "style_excerpt",
+    "tools_available",
+    "warm_up",
+    "waveform_png",
+]

@@ -1,0 +1,184 @@
+"""Running ffmpeg and ffprobe: argument lists, a wall clock, capped output, the whole process group killed.
+
+Nothing here goes through a shell. Each run gets its own session (process
+group) so that a timeout or a cancellation kills the tool and anything it
+started, and the caller's coroutine never waits on a stuck decoder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.audio.errors import AudioToolMissingError
+
+FFMPEG = "ffmpeg"
+FFPROBE = "ffprobe"
+
+_CHUNK = 1 << 20
+_STDERR_KEEP = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What one finished run of a tool left behind.
+
+    Args:
+        returncode: the exit status.
+        stdout: everything it wrote to stdout (at most the cap).
+        stderr: the last 64 KiB of its stderr, decoded leniently.
+        stdout_capped: True when the run was killed because stdout went over the cap.
+    """
+
+    returncode: int
+    stdout: bytes
+    stderr: str
+    stdout_capped: bool = False
+
+
+class ToolTimeoutError(Exception):
+    """A tool ran past its wall-clock limit and was killed (an internal signal; callers translate it)."""
+
+    def __init__(self, tool: str, timeout_s: float) -> None:
+        super().__init__(f"{tool} ran longer than {timeout_s:g} s and was killed")
+        self.tool = tool
+        self.timeout_s = timeout_s
+
+
+def tool_path(name: str) -> str:
+    """The full path of ffmpeg or ffprobe.
+
+    Args:
+        name: ``FFMPEG`` or ``FFPROBE``.
+
+    Raises:
+        AudioToolMissingError: when it is not on PATH.
+    """
+    found = shutil.which(name)
+    if found is None:
+        raise AudioToolMissingError(
+            f"{name} is not installed or not on PATH; jamgen needs it for audio "
+            "(Debian/Ubuntu: apt-get install --no-install-recommends ffmpeg)."
+        )
+    return found
+
+
+def tools_available() -> bool:
+    """Whether both ffmpeg and ffprobe can be found (for `jamgen doctor`)."""
+    return shutil.which(FFMPEG) is not None and shutil.which(FFPROBE) is not None
+
+
+def _tool_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["AV_LOG_FORCE_NOCOLOR"] = "1"
+    return env
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    # start_new_session=True made the child the leader of its own group, so its pid is the group id.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+async def _feed(proc: asyncio.subprocess.Process, data: bytes | memoryview | None) -> None:
+    if proc.stdin is None:
+        return
+    try:
+        if data is not None:
+            view = memoryview(data).cast("B")
+            for offset in range(0, len(view), _CHUNK):
+                proc.stdin.write(view[offset : offset + _CHUNK])
+                await proc.stdin.drain()
+        proc.stdin.close()
+        await proc.stdin.wait_closed()
+    except (BrokenPipeError, ConnectionResetError):
+        # The tool stopped reading (it failed or finished early); its exit status and stderr say why.
+        pass
+
+
+async def _read_capped(proc: asyncio.subprocess.Process, cap: int | None) -> tuple[bytes, bool]:
+    assert proc.stdout is not None
+    chunks: list[bytes] = []
+    total = 0
+    capped = False
+    while True:
+        chunk = await proc.stdout.read(_CHUNK)
+        if not chunk:
+            break
+        if capped:
+            continue  # drain after the kill until EOF
+        total += len(chunk)
+        if cap is not None and total > cap:
+            capped = True
+            chunks.clear()
+            _kill_group(proc)
+            continue
+        chunks.append(chunk)
+    return b"".join(chunks), capped
+
+
+async def _read_tail(stream: asyncio.StreamReader | None) -> str:
+    if stream is None:
+        return ""
+    kept = bytearray()
+    while True:
+        chunk = await stream.read(_CHUNK)
+        if not chunk:
+            break
+        kept += chunk
+        if len(kept) > _STDERR_KEEP:
+            del kept[: len(kept) - _STDERR_KEEP]
+    return kept.decode("utf-8", errors="replace")
+
+
+async def run_tool(
+    argv: Sequence[str],
+    *,
+    timeout_s: float,
+    stdin_data: bytes | memoryview | None = None,
+    max_stdout_bytes: int | None = None,
+) -> ToolResult:
+    """Run one tool to completion under a wall clock.
+
+    Args:
+        argv: the program and its arguments (never a shell string).
+        timeout_s: seconds before the whole process group is killed.
+        stdin_data: bytes written to its stdin (stdin is /dev/null when None).
+        max_stdout_bytes: stdout beyond this kills the run; the result then has ``stdout_capped``.
+
+    Raises:
+        ToolTimeoutError: when the run took longer than ``timeout_s``.
+        AudioToolMissingError: when the program is not installed.
+    """
+    program = argv[0]
+    if os.sep not in program:
+        program = tool_path(program)
+    proc = await asyncio.create_subprocess_exec(
+        program,
+        *argv[1:],
+        stdin=asyncio.subprocess.PIPE if stdin_data is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+        env=_tool_env(),
+    )
+    try:
+        async with asyncio.timeout(timeout_s):
+            _, (stdout, capped), stderr = await asyncio.gather(
+                _feed(proc, stdin_data), _read_capped(proc, max_stdout_bytes), _read_tail(proc.stderr)
+            )
+            returncode = await proc.wait()
+    except TimeoutError:
+        raise ToolTimeoutError(os.path.basename(argv[0]), timeout_s) from None
+    finally:
+        # Timeout, cancellation or any error: nothing of the run may outlive this call.
+        if proc.returncode is None:
+            _kill_group(proc)
+            with contextlib.suppress(ProcessLookupError):
+                await proc.wait()
+    return ToolResult(returncode=returncode, stdout=stdout, stderr=stderr, stdout_capped=capped)

@@ -1,0 +1,185 @@
+"""One model generate call for a group of compatible requests: the decode loop lives here.
+
+Everything about *how* tokens are decoded is in this module so that a faster decode path
+(KV-cache reuse, CUDA graphs) can replace :func:`run_call` later without touching the worker's
+supervision, batching or fault handling. Today it drives audiocraft's own ``MusicGen.generate*``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from audiocraft.data.audio_utils import convert_audio
+from audiocraft.models import MusicGen
+
+from bot.engine.types import GenerationRequest, Mode
+from bot.engine.worker.models import EXTEND_STRIDE_RATIO, seed_everything
+
+StepCallback = Callable[[int, int], None]
+
+
+@dataclass
+class CallOutput:
+    """What one generate call made.
+
+    Args:
+        audio: one float32 [channels, samples] array per row, in row order.
+        sample_rate: of the audio.
+        steps: decoding steps the call took.
+        elapsed_s: wall time of the call.
+    """
+
+    audio: list[np.ndarray]
+    sample_rate: int
+    steps: int
+    elapsed_s: float
+
+
+def extend_stride(model: MusicGen) -> float:
+    """Seconds each extra window of a long take moves forward (18 s for a 30 s window).
+
+    Args:
+        model: the model.
+    """
+    return model.max_duration * EXTEND_STRIDE_RATIO
+
+
+def count_decode_steps(model: MusicGen, duration: float, prompt_frames: int = 0) -> int:
+    """Decoding steps audiocraft will take for ``duration`` seconds, windows of a long take included.
+
+    Mirrors ``MusicGen._generate_tokens``: one window when the take fits ``max_duration``,
+    else windows of ``max_duration`` that advance by the extend stride, each primed with the
+    previous window's tail.
+
+    Args:
+        model: the model.
+        duration: requested seconds (the continuation prompt included).
+        prompt_frames: frames of a continuation prompt.
+    """
+    frame_rate = model.frame_rate
+    total_len = int(duration * frame_rate)
+    windows: list[tuple[int, int]] = []
+    if duration <= model.max_duration:
+        windows.append((prompt_frames, total_len))
+    else:
+        stride = int(frame_rate * extend_stride(model))
+        offset, prompt_len = 0, prompt_frames
+        while offset + prompt_len < total_len:
+            chunk = min(duration - offset / frame_rate, model.max_duration)
+            gen_len = int(chunk * frame_rate)
+            windows.append((prompt_len, gen_len))
+            prompt_len = gen_len - stride
+            offset += stride
+    steps = 0
+    for prompt_len, gen_len in windows:
+        pattern = model.lm.pattern_provider.get_pattern(gen_len)
+        first = pattern.get_first_step_with_timesteps(prompt_len) or 0
+        steps += len(pattern.layout) - first
+    return steps
+
+
+def _reference_audio(model: MusicGen, rows: Sequence[GenerationRequest]) -> list[torch.Tensor]:
+    """Each row's conditioning audio at the model's rate and channels, [channels, samples]."""
+    wavs = []
+    for row in rows:
+        # Both checked by validate_request.
+        assert row.audio is not None
+        assert row.audio_sample_rate
+        wav = torch.from_numpy(np.ascontiguousarray(row.audio, dtype=np.float32))
+        wavs.append(convert_audio(wav, row.audio_sample_rate, model.sample_rate, model.audio_channels))
+    return wavs
+
+
+def _loop_to(wav: torch.Tensor, length: int) -> torch.Tensor:
+    """Repeat a reference to ``length`` samples (audiocraft would pad shorter rows of a batch with silence)."""
+    if wav.shape[-1] >= length:
+        return wav
+    repeats = -(-length // wav.shape[-1])
+    return wav.repeat(1, repeats)[..., :length]
+
+
+def run_call(model: MusicGen, rows: Sequence[GenerationRequest], seed: int, on_step: StepCallback) -> CallOutput:
+    """Generate one take per row in a single model call.
+
+    The rows share model, mode, duration and sampling parameters (their batch key); prompts and
+    conditioning audio differ. ``on_step(done, total)`` runs after every decoding step; raising
+    in it interrupts the call (that is how cancel and the test faults work).
+
+    Reproducibility: the call seeds torch, Python's ``random`` and numpy with ``seed`` first, so
+    the same rows with the same seed give the same samples on the same machine and software.
+    Every row of a call draws from that one random stream, so a row's audio also depends on the
+    other rows: rerunning one row of a batch alone with the batch's seed gives a different take.
+
+    Args:
+        model: the loaded model (its generation settings are overwritten).
+        rows: the requests, all with the same batch key.
+        seed: the seed of this call.
+        on_step: progress callback, (steps done, steps in all).
+    """
+    first = rows[0]
+    sampling, mode, duration = first.sampling, first.mode, first.duration
+    model.set_generation_params(
+        use_sampling=sampling.use_sampling,
+        top_k=sampling.top_k,
+        top_p=sampling.top_p,
+        temperature=sampling.temperature,
+        duration=duration,
+        cfg_coef=sampling.cfg_coef,
+        # Double CFG pushes the text against the style excerpt: only meaningful for style takes.
+        cfg_coef_beta=sampling.cfg_coef_beta if mode == Mode.STYLE else None,
+        extend_stride=extend_stride(model),
+    )
+    if mode == Mode.STYLE:
+        model.set_style_conditioner_params(eval_q=sampling.eval_q, excerpt_length=sampling.excerpt_length)
+    descriptions: list[str | None] = [
+        None if mode == Mode.UNCONDITIONAL or not row.prompt.strip() else row.prompt for row in rows
+    ]
+
+    prompt: torch.Tensor | None = None
+    references: list[torch.Tensor] = []
+    prompt_frames = 0
+    if mode == Mode.CONTINUATION:
+        wavs = _reference_audio(model, rows)
+        # Rows share a batch key that includes the prompt length; trim rounding differences.
+        shortest = min(w.shape[-1] for w in wavs)
+        prompt = torch.stack([w[..., :shortest] for w in wavs])
+        prompt_frames = int(np.ceil(shortest * model.frame_rate / model.sample_rate))
+    elif mode in (Mode.MELODY, Mode.STYLE):
+        wavs = _reference_audio(model, rows)
+        longest = max(w.shape[-1] for w in wavs)
+        references = [_loop_to(w, longest) for w in wavs]
+
+    total = count_decode_steps(model, duration, prompt_frames)
+    done = 0
+
+    def step(_generated: int, _to_generate: int) -> None:
+        nonlocal done, total
+        done += 1
+        total = max(total, done)
+        on_step(done, total)
+
+    model.set_custom_progress_callback(step)
+    seed_everything(seed)
+    started = time.monotonic()
+    with torch.no_grad():
+        if mode == Mode.CONTINUATION:
+            assert prompt is not None
+            out = model.generate_continuation(prompt, model.sample_rate, descriptions, progress=True)
+        elif mode in (Mode.MELODY, Mode.STYLE):
+            out = model.generate_with_chroma(descriptions, references, model.sample_rate, progress=True)
+        else:
+            out = model.generate(descriptions, progress=True)  # type: ignore[arg-type]
+    elapsed = time.monotonic() - started
+    if done < total:
+        on_step(total, total)
+    audio = out.detach().float().cpu().numpy()
+    return CallOutput(
+        audio=[np.ascontiguousarray(audio[i], dtype=np.float32) for i in range(audio.shape[0])],
+        sample_rate=model.sample_rate,
+        steps=max(done, total),
+        elapsed_s=elapsed,
+    )

@@ -1,0 +1,394 @@
+"""Devices and models inside the worker: real checkpoints through audiocraft's loaders, debug models in code.
+
+Only the worker process imports this module (it imports torch and audiocraft).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gc
+import logging
+import os
+import pickle
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from audiocraft.models import MusicGen
+from audiocraft.models.encodec import EncodecModel, InterleaveStereoCompressionModel
+from audiocraft.models.lm import LMModel
+from audiocraft.modules import SEANetDecoder, SEANetEncoder
+from audiocraft.modules.codebooks_patterns import DelayedPatternProvider
+from audiocraft.modules.conditioners import (
+    BaseConditioner,
+    ChromaStemConditioner,
+    ConditionFuser,
+    ConditioningProvider,
+    LUTConditioner,
+    StyleConditioner,
+)
+from audiocraft.quantization import ResidualVectorQuantizer
+from audiocraft.quantization.core_vq import EuclideanCodebook
+
+from bot.engine.registry import ModelSpec, get_model_spec
+from bot.engine.types import Mode, ModelUnavailableError
+from bot.engine.weights import WEIGHT_FILES, hf_cache_dir, local_model_dir, missing_weights_error
+from bot.engine.worker.lru import ModelLRU
+
+log = logging.getLogger("jamgen.engine.worker")
+
+# Debug models are built from this seed so that every process builds the same weights.
+DEBUG_WEIGHTS_SEED = 1234
+# Long takes are made in windows that overlap by 40%: audiocraft's 18 s stride for its 30 s window.
+EXTEND_STRIDE_RATIO = 0.6
+
+
+def select_device(requested: str) -> torch.device:
+    """The device to run on.
+
+    Args:
+        requested: ``auto``, ``cuda`` or ``cpu``.
+
+    Raises:
+        RuntimeError: ``cuda`` was asked for but there is no usable GPU.
+    """
+    if requested == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        # Plain "cuda" (not "cuda:0"): audiocraft's conditioners pass the device string to autocast.
+        return torch.device("cuda")
+    if requested == "cuda":
+        raise RuntimeError("JAMGEN_DEVICE is 'cuda' but torch sees no usable CUDA GPU (set it to 'auto' or 'cpu').")
+    return torch.device("cpu")
+
+
+def describe_device(device: torch.device) -> str:
+    """``cuda:0 (NVIDIA H100 80GB HBM3, 79 GB)`` or ``cpu``.
+
+    Args:
+        device: the device.
+    """
+    if device.type != "cuda":
+        return "cpu"
+    props = torch.cuda.get_device_properties(device)
+    return f"cuda:{device.index or 0} ({props.name}, {props.total_memory / 2**30:.0f} GB)"
+
+
+def device_memory_gb(device: torch.device) -> float:
+    """Total memory of the device in GiB (RAM for the CPU).
+
+    Args:
+        device: the device.
+    """
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory / 2**30
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        return 16.0
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every random source a generation draws from (torch, CUDA, Python's random, numpy).
+
+    Python's ``random`` picks the style excerpt and demucs' shift, numpy is there for safety.
+
+    Args:
+        seed: the seed.
+    """
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def free_memory(device: torch.device) -> None:
+    """Give cached device memory back after a model leaves or memory ran out.
+
+    Args:
+        device: the device.
+    """
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether an exception means the device (or RAM) ran out of memory.
+
+    Args:
+        exc: the exception.
+    """
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+# ---------------------------------------------------------------- debug models
+
+
+def _start_from_random_codes(module: torch.nn.Module) -> None:
+    """Mark every codebook as initialised with random codes.
+
+    Otherwise each quantizer runs k-means on the first batch it sees (seconds on a CPU).
+    """
+    for codebook in module.modules():
+        if isinstance(codebook, EuclideanCodebook):
+            codebook.embed.data.copy_(torch.randn_like(codebook.embed))
+            codebook.embed_avg.data.copy_(codebook.embed.data)
+            codebook.inited.data.fill_(1.0)
+
+
+def _debug_compression_model(device: torch.device) -> EncodecModel:
+    """audiocraft's debug codec (32 kHz, 25 frames/s, 4 codebooks of 400), without its k-means warm-up."""
+    seanet = {"n_filters": 4, "n_residual_layers": 1, "dimension": 32, "ratios": [10, 8, 16]}
+    quantizer = ResidualVectorQuantizer(dimension=32, bins=400, n_q=4)
+    _start_from_random_codes(quantizer)
+    model = EncodecModel(
+        SEANetEncoder(**seanet), SEANetDecoder(**seanet), quantizer, frame_rate=25, sample_rate=32000, channels=1
+    )
+    return model.to(device).eval()
+
+
+def _debug_lm(n_q: int, device: torch.device, wav_conditioner: BaseConditioner | None = None) -> LMModel:
+    """The tiny LM of audiocraft's unit tests, with a tokenizer that needs no spaCy model."""
+    dim = 16
+    conditioners: dict[str, BaseConditioner] = {
+        "description": LUTConditioner(n_bins=128, dim=dim, output_dim=dim, tokenizer="noop"),
+    }
+    prepend = []
+    if wav_conditioner is not None:
+        conditioners["self_wav"] = wav_conditioner
+        prepend = ["self_wav"]
+    fuser = ConditionFuser({"cross": ["description"], "prepend": prepend, "sum": [], "input_interpolate": []})
+    lm = LMModel(
+        DelayedPatternProvider(n_q=n_q),
+        ConditioningProvider(conditioners, device=device),
+        fuser,
+        n_q=n_q,
+        card=400,
+        dim=dim,
+        num_heads=4,
+        custom=True,
+        num_layers=2,
+        cross_attention=True,
+        causal=True,
+    )
+    return lm.to(device).eval()
+
+
+@contextlib.contextmanager
+def _patched(owner: object, name: str, replacement: object) -> Iterator[None]:
+    """Swap an attribute for the duration of a block (to keep a constructor from downloading)."""
+    original = getattr(owner, name)
+    setattr(owner, name, replacement)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+def _debug_chroma_conditioner(device: torch.device, max_duration: float) -> ChromaStemConditioner:
+    """Chroma conditioner with demucs' tiny random test model instead of htdemucs (a download)."""
+    import demucs.pretrained
+
+    with _patched(demucs.pretrained, "get_model", lambda name, *a, **k: demucs.pretrained.demucs_unittest()):
+        return ChromaStemConditioner(
+            output_dim=16,
+            sample_rate=32000,
+            n_chroma=12,
+            radix2_exp=12,
+            duration=max_duration,
+            match_len_on_eval=True,
+            device=device.type,
+        )
+
+
+def _debug_style_conditioner(device: torch.device) -> StyleConditioner:
+    """Style conditioner with a random one-layer HuBERT (hidden size 768) standing in for MERT."""
+    import transformers
+
+    def stand_in(*args: object, **kwargs: object) -> torch.nn.Module:
+        # MERT's interface (24 kHz in, 768 features at 75 frames/s out) with narrow convolutions.
+        config = transformers.HubertConfig(
+            hidden_size=768,
+            num_hidden_layers=1,
+            num_attention_heads=12,
+            intermediate_size=256,
+            conv_dim=(32,) * 7,
+            num_conv_pos_embeddings=16,
+        )
+        return transformers.HubertModel(config)
+
+    with _patched(transformers.AutoModel, "from_pretrained", stand_in):
+        conditioner = StyleConditioner(
+            transformer_scale="xsmall",
+            ds_factor=15,
+            encodec_n_q=4,
+            n_q_out=6,
+            eval_q=3,
+            bins=64,
+            model_name="mert",
+            sample_rate=32000,
+            encodec_checkpoint="",
+            length=3.0,
+            output_dim=16,
+            device=device.type,
+        )
+    _start_from_random_codes(conditioner)
+    return conditioner.to(device).eval()
+
+
+def build_debug_model(spec: ModelSpec, device: torch.device) -> MusicGen:
+    """A tiny random model of the spec's family, the same in every process.
+
+    Args:
+        spec: a ``debug*`` model.
+        device: where it runs.
+    """
+    torch.manual_seed(DEBUG_WEIGHTS_SEED)
+    compression = _debug_compression_model(device)
+    wav_conditioner: BaseConditioner | None = None
+    if Mode.MELODY in spec.modes:
+        wav_conditioner = _debug_chroma_conditioner(device, spec.max_duration)
+    elif Mode.STYLE in spec.modes:
+        wav_conditioner = _debug_style_conditioner(device)
+    n_q = 4
+    if spec.stereo:
+        compression = InterleaveStereoCompressionModel(compression).to(device)
+        n_q = 8
+    lm = _debug_lm(n_q, device, wav_conditioner)
+    # MusicGen asserts that max_duration exceeds its default 18 s stride: shrink the window afterwards.
+    model = MusicGen(spec.name, compression, lm, max_duration=30.0)
+    model.max_duration = spec.max_duration
+    model.set_generation_params(duration=spec.max_duration, extend_stride=spec.max_duration * EXTEND_STRIDE_RATIO)
+    return model
+
+
+# ---------------------------------------------------------------- real models
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    """Whether a loading error means 'weights missing and not downloadable' (network, offline, 404)."""
+    module = type(exc).__module__ or ""
+    return isinstance(exc, OSError | ConnectionError | TimeoutError) or module.startswith(
+        ("huggingface_hub", "requests", "httpx", "urllib3")
+    )
+
+
+def _load_checkpoints(source: str, device: torch.device) -> MusicGen:
+    from audiocraft.models.loaders import load_compression_model, load_lm_model
+
+    cache_dir = str(hf_cache_dir())
+    lm = load_lm_model(source, device=device.type, cache_dir=cache_dir)
+    compression = load_compression_model(source, device=device.type, cache_dir=cache_dir)
+    # The same adjustments as MusicGen.get_pretrained makes.
+    if "self_wav" in lm.condition_provider.conditioners:
+        lm.condition_provider.conditioners["self_wav"].match_len_on_eval = True
+        lm.condition_provider.conditioners["self_wav"]._use_masking = False
+    return MusicGen(source, compression, lm)
+
+
+@contextlib.contextmanager
+def _trusting_torch_load() -> Iterator[None]:
+    """Let audiocraft's loaders unpickle full checkpoints (torch >= 2.6 loads weights only by default)."""
+    with _patched(torch, "load", functools.partial(torch.load, weights_only=False)):
+        yield
+
+
+def load_real_model(spec: ModelSpec, model_dir: Path, device: torch.device) -> MusicGen:
+    """Load a pretrained model with audiocraft's loaders: the local folder first, else the HF cache/hub.
+
+    Args:
+        spec: a real model.
+        model_dir: ``JAMGEN_MODEL_DIR``.
+        device: where it runs.
+
+    Raises:
+        ModelUnavailableError: the weights are missing and could not be downloaded.
+    """
+    local = local_model_dir(model_dir, spec.name)
+    source = str(local) if all((local / f).is_file() for f in WEIGHT_FILES) else str(spec.checkpoint)
+    log.info("loading model %s from %s", spec.name, source)
+    try:
+        try:
+            model = _load_checkpoints(source, device)
+        except pickle.UnpicklingError:
+            # Checkpoints from facebook/* (or the admin's own folder) are trusted files.
+            log.warning("checkpoint of %s needs full unpickling; loading it with weights_only=False", spec.name)
+            with _trusting_torch_load():
+                model = _load_checkpoints(source, device)
+    except Exception as exc:
+        if _is_unavailable(exc):
+            reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            raise missing_weights_error(spec, model_dir, reason=reason) from exc
+        raise
+    if model.max_duration != spec.max_duration:
+        log.info(
+            "model %s has a %.0f s window (registry says %.0f s)", spec.name, model.max_duration, spec.max_duration
+        )
+    return model
+
+
+class ModelCache:
+    """Loaded models, least recently used evicted first when the memory budget would be exceeded.
+
+    Args:
+        device: where models run.
+        budget_gb: GiB for models (0 = 80% of the device's memory).
+        model_dir: ``JAMGEN_MODEL_DIR``.
+    """
+
+    def __init__(self, device: torch.device, budget_gb: float, model_dir: Path) -> None:
+        self.device = device
+        self.model_dir = model_dir
+        budget = budget_gb if budget_gb > 0 else 0.8 * device_memory_gb(device)
+        self.lru: ModelLRU[MusicGen] = ModelLRU(budget, on_evict=self._evicted)
+
+    def _evicted(self, name: str, model: MusicGen) -> None:
+        log.info("unloading model %s to make room", name)
+        del model
+        free_memory(self.device)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Loaded models, least recently used first."""
+        return self.lru.names
+
+    def get(self, name: str) -> MusicGen:
+        """The loaded model, loading it (and evicting others) when needed.
+
+        Args:
+            name: registry name.
+
+        Raises:
+            ModelUnavailableError: unknown model, or weights missing and not downloadable.
+        """
+        model = self.lru.get(name)
+        if model is not None:
+            return model
+        spec = get_model_spec(name)
+        self.lru.make_room(spec.vram_gb)
+        if self.lru.used_gb + spec.vram_gb > self.lru.budget_gb:
+            log.warning("model %s (%.1f GB) is larger than the memory budget; loading it anyway", name, spec.vram_gb)
+        model = (
+            build_debug_model(spec, self.device) if spec.debug else load_real_model(spec, self.model_dir, self.device)
+        )
+        self.lru.put(name, model, spec.vram_gb)
+        return model
+
+
+__all__ = [
+    "ModelCache",
+    "ModelUnavailableError",
+    "build_debug_model",
+    "describe_device",
+    "free_memory",
+    "is_out_of_memory",
+    "load_real_model",
+    "seed_everything",
+    "select_device",
+]

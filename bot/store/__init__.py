@@ -1,0 +1,91 @@
+"""Jobs, the quota ledger and server settings in SQLite (the only package that speaks SQL).
+
+See docs/STORE.md for the schema, the job state machine, the quota rules and backups.
+"""
+
+from bot.store.errors import (
+    BackupExists,
+    Blocked,
+    DatabaseMissing,
+    DatabaseTooNew,
+    IllegalTransition,
+    JobNotFound,
+    MigrationFailed,
+    NotADatabase,
+    QuotaExceeded,
+    SecretRefused,
+    StoreBusy,
+    StoreError,
+    TooManyPending,
+    WalUnavailable,
+)
+from bot.store.models import (
+    ALLOWED_FROM,
+    FINAL_STATES,
+    PENDING_STATES,
+    BlockEntry,
+    GuildSettings,
+    Job,
+    JobState,
+    LedgerEntry,
+    NewJob,
+    QuotaStatus,
+    Recovery,
+)
+from bot.store.quota import format_seconds, format_wait, next_reset, utc_day
+from bot.store.retention import delete_files, run_retention, sweep_outputs
+from bot.store.schema import (
+    BackupReport,
+    CheckReport,
+    MigrationResult,
+    backup_database,
+    check_database,
+    latest_version,
+    migrate_database,
+)
+from bot.store.store import DEFAULT_DAILY_BUDGET, DEFAULT_MAX_ATTEMPTS, JobStore
+
+__all__ = [
+    "ALLOWED_FROM",
+    "DEFAULT_DAILY_BUDGET",
+    "DEFAULT_MAX_ATTEMPTS",
+    "FINAL_STATES",
+    "PENDING_STATES",
+    "BackupExists",
+    "BackupReport",
+    "BlockEntry",
+    "Blocked",
+    "CheckReport",
+    "DatabaseMissing",
+    "DatabaseTooNew",
+    "GuildSettings",
+    "IllegalTransition",
+    "Job",
+    "JobNotFound",
+    "JobState",
+    "JobStore",
+    "LedgerEntry",
+    "MigrationFailed",
+    "MigrationResult",
+    "NewJob",
+    "NotADatabase",
+    "QuotaExceeded",
+    "QuotaStatus",
+    "Recovery",
+    "SecretRefused",
+    "StoreBusy",
+    "StoreError",
+    "TooManyPending",
+    "WalUnavailable",
+    "backup_database",
+    "check_database",
+    "delete_files",
+    "format_seconds",
+    "format_wait",
+    "latest_version",
+    "migrate_database",
+    "next_reset",
+    "run_retention",
+    "sweep_outputs",
+    "utc_day",
+]

@@ -1,0 +1,77 @@
+import json
+import os
+import subprocess
+import sys
+
+from bot.engine.registry import MODELS
+
+_NO_TORCH = (
+    "import sys\n"
+    "from bot.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "assert 'torch' not in sys.modules, 'torch in the CLI process'\n"
+    "sys.exit(code)\n"
+)
+
+
+def _jamgen(*args, cwd, **env):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("JAMGEN_", "DISCORD_", "HF_"))}
+    full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", _NO_TORCH, "--env-file", str(cwd / "none.env"), *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def test_models_lists_every_model_with_abilities_and_weights_without_torch(tmp_path):
+    local = tmp_path / "weights" / "stereo-small"
+    local.mkdir(parents=True)
+    for name in ("state_dict.bin", "compression_state_dict.bin"):
+        (local / name).write_bytes(b"x")
+    result = _jamgen(
+        "models", "--json", cwd=tmp_path, JAMGEN_MODEL_DIR=str(tmp_path / "weights"), HF_HOME=str(tmp_path / "hf")
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert set(rows) == set(MODELS)
+    assert rows["stereo-small"]["weights"] == "local"
+    assert rows["stereo-small"]["weights_path"] == str(local)
+    assert rows["stereo-small"]["stereo"] is True
+    assert rows["small"]["weights"] == "missing"
+    assert rows["style"]["modes"] == ["continuation", "style", "text", "unconditional"]
+    assert rows["large"]["vram_gb"] == 16
+    assert rows["large"]["cost_weight"] == 4.0
+    assert rows["debug-melody"]["weights"] == "built-in"
+    assert rows["debug-melody"]["test_model"] is True
+
+
+def test_models_table_is_readable(tmp_path):
+    result = _jamgen("models", cwd=tmp_path, HF_HOME=str(tmp_path / "hf"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["model", "modes", "ch", "window", "cost", "vram", "weights"]
+    melody = next(line for line in lines if line.startswith("stereo-melody "))
+    assert melody.split()[1:] == ["continuation,melody,text,unconditional", "2", "30s", "3x", "10GB", "missing"]
+
+
+def test_pull_of_a_test_model_needs_nothing(tmp_path):
+    result = _jamgen("models", "pull", "debug", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "nothing to download" in result.stdout
+
+
+def test_pull_offline_without_weights_explains_and_exits_2(tmp_path):
+    result = _jamgen("models", "pull", "melody", cwd=tmp_path, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: The weights of model 'melody'")
+    assert "Traceback" not in result.stderr
+
+
+def test_pull_of_an_unknown_model_lists_the_real_ones(tmp_path):
+    result = _jamgen("models", "pull", "tiny", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "There is no model called 'tiny'" in result.stderr

@@ -1,0 +1,482 @@
+"""What the fake saw: messages, interactions and their callbacks/followups/edits, requests and 4xx errors.
+
+Tests read these records; the server writes them. Times come in two flavours: ``*_at`` fields
+on :class:`FakeMessage`, :class:`RequestRecord` and :class:`ErrorRecord` are ``time.monotonic()``
+values, and the ``at`` fields of an interaction's callbacks/calls are seconds since its
+INTERACTION_CREATE frame was written to the bot's socket.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from tests.fakediscord.model import FakeAttachment, FakeMember, FakeUser
+
+if TYPE_CHECKING:
+    from tests.fakediscord.server import FakeDiscord
+
+EPHEMERAL = 1 << 6
+LOADING = 1 << 7
+HAS_THREAD = 1 << 5
+COMPONENTS_V2 = 1 << 15
+
+# Interaction types.
+PING = 1
+APPLICATION_COMMAND = 2
+MESSAGE_COMPONENT = 3
+AUTOCOMPLETE = 4
+MODAL_SUBMIT = 5
+
+# Interaction callback types.
+CHANNEL_MESSAGE = 4
+DEFERRED_CHANNEL_MESSAGE = 5
+DEFERRED_UPDATE_MESSAGE = 6
+UPDATE_MESSAGE = 7
+AUTOCOMPLETE_RESULT = 8
+MODAL = 9
+
+MessageSource = Literal["channel", "interaction", "followup", "user", "test"]
+
+
+def walk_components(components: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every component, depth first: rows, containers, sections and their accessories, labels.
+
+    Args:
+        components: a message's or modal's top-level components.
+    """
+    for component in components:
+        yield component
+        yield from walk_components(component.get("components") or [])
+        for key in ("accessory", "component"):
+            inner = component.get(key)
+            if isinstance(inner, dict):
+                yield from walk_components([inner])
+
+
+@dataclass(frozen=True)
+class MessageVersion:
+    """A message as it was after its creation or one edit."""
+
+    content: str
+    embeds: list[dict[str, Any]]
+    components: list[dict[str, Any]]
+    attachment_names: list[str]
+    flags: int
+    at: float
+
+
+@dataclass(eq=False)
+class FakeMessage:
+    """A message in the fake: sent by the bot (channel, interaction response, followup) or posted by a test."""
+
+    id: int
+    channel_id: int
+    guild_id: int | None
+    author: FakeUser
+    source: MessageSource
+    content: str = ""
+    embeds: list[dict[str, Any]] = field(default_factory=list)
+    components: list[dict[str, Any]] = field(default_factory=list)
+    attachments: list[FakeAttachment] = field(default_factory=list)
+    flags: int = 0
+    type: int = 0
+    tts: bool = False
+    mention_ids: list[int] = field(default_factory=list)
+    mention_role_ids: list[int] = field(default_factory=list)
+    mention_everyone: bool = False
+    pinned: bool = False
+    pinned_at: str | None = None
+    reference: dict[str, Any] | None = None
+    interaction_id: int | None = None
+    webhook_id: int | None = None
+    thread_id: int | None = None
+    timestamp: str = ""
+    edited_timestamp: str | None = None
+    created_at: float = field(default_factory=time.monotonic)
+    deleted: bool = False
+    reactions: dict[str, list[int]] = field(default_factory=dict)
+    versions: list[MessageVersion] = field(default_factory=list)
+    # The raw JSON the bot sent for this message (last create/edit), for assertions on exotic fields.
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ephemeral(self) -> bool:
+        """Whether only the invoking user sees it."""
+        return bool(self.flags & EPHEMERAL)
+
+    @property
+    def loading(self) -> bool:
+        """Whether it is still the "thinking…" placeholder of a deferred response."""
+        return bool(self.flags & LOADING)
+
+    @property
+    def edited(self) -> bool:
+        """Whether it was edited after creation."""
+        return self.edited_timestamp is not None
+
+    def snapshot(self) -> None:
+        """Append the current state to :attr:`versions` (the server calls this on create and edit)."""
+        self.versions.append(
+            MessageVersion(
+                content=self.content,
+                embeds=list(self.embeds),
+                components=list(self.components),
+                attachment_names=[attachment.filename for attachment in self.attachments],
+                flags=self.flags,
+                at=time.monotonic(),
+            )
+        )
+
+    def all_components(self) -> list[dict[str, Any]]:
+        """Every component, nested ones included."""
+        return list(walk_components(self.components))
+
+    @property
+    def buttons(self) -> list[dict[str, Any]]:
+        """Every button (type 2) as the bot sent it."""
+        return [component for component in self.all_components() if component.get("type") == 2]
+
+    @property
+    def custom_ids(self) -> list[str]:
+        """custom_id of every interactive component."""
+        return [component["custom_id"] for component in self.all_components() if "custom_id" in component]
+
+    def component(self, custom_id: str) -> dict[str, Any]:
+        """The component with this custom_id.
+
+        Args:
+            custom_id: its custom_id.
+        """
+        for component in self.all_components():
+            if component.get("custom_id") == custom_id:
+                return component
+        raise KeyError(f"message {self.id} has no component {custom_id!r}; it has {self.custom_ids}")
+
+    def button(self, label: str | None = None, *, custom_id_prefix: str | None = None) -> dict[str, Any]:
+        """The first button whose label (or custom_id prefix) matches.
+
+        Args:
+            label: the exact label.
+            custom_id_prefix: the start of its custom_id.
+        """
+        for button in self.buttons:
+            if label is not None and button.get("label") != label:
+                continue
+            if custom_id_prefix is not None and not str(button.get("custom_id", "")).startswith(custom_id_prefix):
+                continue
+            return button
+        labels = [button.get("label") for button in self.buttons]
+        raise KeyError(f"message {self.id} has no button label={label!r} prefix={custom_id_prefix!r}; labels {labels}")
+
+    def file(self, filename: str | None = None) -> FakeAttachment:
+        """An attachment by name, or the only one.
+
+        Args:
+            filename: its file name; None when the message has exactly one file.
+        """
+        if filename is None:
+            if len(self.attachments) != 1:
+                raise KeyError(f"message {self.id} has {len(self.attachments)} attachments, name one")
+            return self.attachments[0]
+        for attachment in self.attachments:
+            if attachment.filename == filename:
+                return attachment
+        raise KeyError(f"message {self.id} has no attachment {filename!r}: {[a.filename for a in self.attachments]}")
+
+    @property
+    def text(self) -> str:
+        """Content plus every embed's title, description, field names/values and footer, and v2 text displays."""
+        parts = [self.content]
+        for embed in self.embeds:
+            parts += [embed.get("title", ""), embed.get("description", "")]
+            for embed_field in embed.get("fields", []):
+                parts += [embed_field.get("name", ""), embed_field.get("value", "")]
+            parts.append((embed.get("footer") or {}).get("text", ""))
+        parts += [component.get("content", "") for component in self.all_components() if component.get("type") == 10]
+        return "\n".join(part for part in parts if part)
+
+
+@dataclass(frozen=True)
+class CallbackRecord:
+    """One ``POST /interactions/{id}/{token}/callback`` attempt, accepted or refused."""
+
+    type: int
+    data: dict[str, Any]
+    files: list[FakeAttachment]
+    at: float
+    status: int
+    error_code: int | None = None
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the fake answered 2xx."""
+        return self.status < 300
+
+    @property
+    def ephemeral(self) -> bool:
+        """Whether the callback asked for an ephemeral message."""
+        return bool(int(self.data.get("flags") or 0) & EPHEMERAL)
+
+
+@dataclass(frozen=True)
+class WebhookCall:
+    """One request on the interaction's webhook: a followup, or a GET/PATCH/DELETE of one of its messages."""
+
+    kind: Literal["followup", "edit", "delete", "get"]
+    message_id: int | None
+    target: str
+    payload: dict[str, Any]
+    files: list[FakeAttachment]
+    at: float
+    status: int
+    error_code: int | None = None
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the fake answered 2xx."""
+        return self.status < 300
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One HTTP request the bot made (API or CDN), with the status the fake answered."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int
+    at: float
+    error_code: int | None = None
+    fault: str | None = None
+    handled: bool = True
+
+
+@dataclass(frozen=True)
+class ErrorRecord:
+    """A 4xx the bot received (injected faults included)."""
+
+    method: str
+    path: str
+    status: int
+    code: int | None
+    message: str
+    at: float
+    interaction_id: int | None = None
+    fault: str | None = None
+
+
+@dataclass(frozen=True)
+class AutocompleteChoice:
+    """One choice the bot offered."""
+
+    name: str
+    value: str | int | float
+
+
+class FakeInteraction:
+    """The test's handle on one injected interaction: what the bot answered, and when.
+
+    Args:
+        fake: the fake Discord.
+        interaction_id: the interaction's id.
+        token: its token.
+        type: the interaction type (2 command, 3 component, 4 autocomplete, 5 modal submit).
+        user: who triggered it.
+        guild_id: the guild (None in DMs).
+        channel_id: the channel it happened in.
+        data: the ``data`` object sent to the bot.
+        message_id: the message a component/modal belongs to.
+        name: the command path or the custom_id, for messages.
+    """
+
+    def __init__(
+        self,
+        *,
+        fake: FakeDiscord,
+        interaction_id: int,
+        token: str,
+        type: int,
+        user: FakeMember | FakeUser,
+        guild_id: int | None,
+        channel_id: int,
+        data: dict[str, Any],
+        message_id: int | None,
+        name: str,
+        attachment_size_limit: int,
+    ) -> None:
+        self._fake = fake
+        self.id = interaction_id
+        self.token = token
+        self.type = type
+        self.user = user
+        self.guild_id = guild_id
+        self.channel_id = channel_id
+        self.data = data
+        self.message_id = message_id
+        self.name = name
+        self.attachment_size_limit = attachment_size_limit
+        self.created_at = time.monotonic()
+        self.created_clock = fake.clock.now()
+        # When the INTERACTION_CREATE frame was written (the 3-s rule counts from here).
+        self.sent_at: float | None = None
+        self.callbacks: list[CallbackRecord] = []
+        self.webhook_calls: list[WebhookCall] = []
+        self.original_message_id: int | None = None
+        self.followup_ids: list[int] = []
+        self.callback_type: int | None = None
+
+    def __repr__(self) -> str:
+        return f"<FakeInteraction id={self.id} type={self.type} name={self.name!r} callbacks={len(self.callbacks)}>"
+
+    def elapsed(self, moment: float | None = None) -> float:
+        """Seconds since INTERACTION_CREATE was sent.
+
+        Args:
+            moment: a monotonic time; now when None.
+        """
+        start = self.sent_at if self.sent_at is not None else self.created_at
+        return (time.monotonic() if moment is None else moment) - start
+
+    @property
+    def responses(self) -> list[CallbackRecord]:
+        """Accepted callbacks (at most one on a well-behaved bot)."""
+        return [callback for callback in self.callbacks if callback.accepted]
+
+    @property
+    def response(self) -> CallbackRecord | None:
+        """The accepted callback, if any."""
+        responses = self.responses
+        return responses[0] if responses else None
+
+    @property
+    def acked(self) -> bool:
+        """Whether a callback was accepted."""
+        return self.callback_type is not None
+
+    @property
+    def deferred(self) -> bool:
+        """Whether the accepted callback was a deferral (type 5 or 6)."""
+        return self.callback_type in (DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE_MESSAGE)
+
+    @property
+    def ack_latency(self) -> float | None:
+        """Seconds from INTERACTION_CREATE to the first callback attempt (accepted or not)."""
+        return self.callbacks[0].at if self.callbacks else None
+
+    @property
+    def ephemeral(self) -> bool:
+        """Whether the response message (the original) is ephemeral."""
+        original = self.original
+        if original is not None:
+            return original.ephemeral
+        response = self.response
+        return bool(response and response.ephemeral)
+
+    @property
+    def original(self) -> FakeMessage | None:
+        """Current state of the original response (after edits); for components after type 6/7, the clicked message."""
+        if self.original_message_id is None:
+            return None
+        return self._fake.messages.get(self.original_message_id)
+
+    @property
+    def followups(self) -> list[FakeMessage]:
+        """Followup messages in the order sent (current state)."""
+        return [self._fake.messages[message_id] for message_id in self.followup_ids]
+
+    @property
+    def edits(self) -> list[WebhookCall]:
+        """Accepted PATCHes of the original or a followup."""
+        return [call for call in self.webhook_calls if call.kind == "edit" and call.accepted]
+
+    @property
+    def modal(self) -> dict[str, Any] | None:
+        """The modal the bot opened (callback type 9), as sent."""
+        for callback in self.responses:
+            if callback.type == MODAL:
+                return callback.data
+        return None
+
+    @property
+    def choices(self) -> list[AutocompleteChoice] | None:
+        """Autocomplete choices the bot offered (callback type 8)."""
+        for callback in self.responses:
+            if callback.type == AUTOCOMPLETE_RESULT:
+                return [AutocompleteChoice(c["name"], c["value"]) for c in callback.data.get("choices", [])]
+        return None
+
+    @property
+    def errors(self) -> list[ErrorRecord]:
+        """4xx answers the fake gave for this interaction's callback and webhook calls."""
+        return [error for error in self._fake.errors if error.interaction_id == self.id]
+
+    @property
+    def messages(self) -> list[FakeMessage]:
+        """The original response (if a message) followed by the followups."""
+        found = [] if self.original is None or self.original.interaction_id != self.id else [self.original]
+        return found + [m for m in self.followups if m not in found]
+
+    async def wait_until(self, predicate: Callable[[FakeInteraction], Any], timeout: float = 5.0) -> Any:
+        """Wait until ``predicate(self)`` is truthy and return its value.
+
+        Args:
+            predicate: called on every change in the fake.
+            timeout: seconds before TimeoutError.
+        """
+        return await self._fake.wait_for(lambda: predicate(self), timeout=timeout, what=f"{self!r}")
+
+    async def wait_for_response(self, timeout: float = 5.0) -> CallbackRecord:
+        """Wait for the first callback attempt (accepted or refused) and return it.
+
+        Args:
+            timeout: seconds before TimeoutError.
+        """
+        return await self.wait_until(lambda i: i.callbacks[0] if i.callbacks else None, timeout)
+
+    async def wait_for_followups(self, count: int = 1, timeout: float = 5.0) -> list[FakeMessage]:
+        """Wait until at least ``count`` followups exist and return them.
+
+        Args:
+            count: how many.
+            timeout: seconds before TimeoutError.
+        """
+        return await self.wait_until(lambda i: i.followups if len(i.followup_ids) >= count else None, timeout)
+
+    async def wait_for_original(
+        self, predicate: Callable[[FakeMessage], Any] | None = None, timeout: float = 5.0
+    ) -> FakeMessage:
+        """Wait until the original response exists (and satisfies ``predicate``) and return it.
+
+        Args:
+            predicate: extra condition on the message, e.g. ``lambda m: not m.loading``.
+            timeout: seconds before TimeoutError.
+        """
+
+        def ready(interaction: FakeInteraction) -> FakeMessage | None:
+            original = interaction.original
+            if original is None or (predicate is not None and not predicate(original)):
+                return None
+            return original
+
+        return await self.wait_until(ready, timeout)
+
+    async def wait_for_message(
+        self, predicate: Callable[[FakeMessage], Any] | None = None, timeout: float = 5.0
+    ) -> FakeMessage:
+        """Wait for a message of this interaction (original or followup) satisfying ``predicate``.
+
+        Args:
+            predicate: condition on the message; any when None.
+            timeout: seconds before TimeoutError.
+        """
+
+        def found(interaction: FakeInteraction) -> FakeMessage | None:
+            for message in interaction.messages:
+                if not message.loading and (predicate is None or predicate(message)):
+                    return message
+            return None
+
+        return await self.wait_until(found, timeout)
