@@ -24,13 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.engine.client import EngineClient  # noqa: E402
-from bot.engine.config import EngineConfig  # noqa: E402
-from bot.engine.types import Mode, SamplingParams  # noqa: E402
-from bot.service import JamRequest, JamService, ServiceConfig  # noqa: E402
-from bot.store import JobStore  # noqa: E402
-from tests.bot.service.conftest import RecordingDeliverer  # noqa: E402
-from tests.bot.service.fakes import FakeEngine  # noqa: E402
+from bot.engine.client import EngineClient
+from bot.engine.config import EngineConfig
+from bot.engine.types import Mode
+from bot.service import JamRequest, JamService, ServiceConfig
+from bot.store import JobStore
+from tests.bot.service.conftest import RecordingDeliverer
+from tests.bot.service.fakes import FakeEngine
 
 
 def percentile(values: list[float], q: float) -> float:

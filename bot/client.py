@@ -159,16 +159,16 @@ async def report_error(interaction: discord.Interaction, error: BaseException) -
 async def send_ephemeral(interaction: discord.Interaction, text: str, **kwargs: Any) -> None:
     """Answer privately whatever state the interaction is in.
 
-    A public "thinking…" placeholder is removed first so the answer is not left dangling.
+    jamgen defers privately ("thinking…" only the member sees), so an answer to a deferred
+    interaction replaces that placeholder; otherwise it is a private followup.
     """
     try:
         if not interaction.response.is_done():
             await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS, **kwargs)
-            return
-        if interaction.response.type == discord.InteractionResponseType.deferred_channel_message:
-            with contextlib.suppress(discord.HTTPException):
-                await interaction.delete_original_response()
-        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS, **kwargs)
+        elif interaction.response.type == discord.InteractionResponseType.deferred_channel_message:
+            await interaction.edit_original_response(content=text, allowed_mentions=NO_MENTIONS, **kwargs)
+        else:
+            await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS, **kwargs)
     except discord.HTTPException as exc:
         log.warning("could not answer an interaction: %s", exc.text)
 
@@ -296,15 +296,20 @@ class DiscordDeliverer:
         }
         if live and live.interaction and interaction_alive(live.interaction):
             try:
-                message = await live.interaction.edit_original_response(
-                    attachments=result_files(delivery), allowed_mentions=NO_MENTIONS, **kwargs
+                message = await live.interaction.followup.send(
+                    files=result_files(delivery), allowed_mentions=NO_MENTIONS, wait=True, **kwargs
                 )
-                self.bot.live.pop(job.id, None)
-                return [message.id]
             except discord.HTTPException as exc:
                 if exc.code not in INTERACTION_GONE and exc.status not in (401, 404):
                     raise
                 log.info("job %s: interaction expired; delivering in the channel", job.id)
+            else:
+                with contextlib.suppress(discord.HTTPException):
+                    await live.interaction.edit_original_response(
+                        content=f"✅ `{job.id}` is ready: {message.jump_url}", view=None
+                    )
+                self.bot.live.pop(job.id, None)
+                return [message.id]
         message = await self._post_in_channel(job, files=result_files(delivery), **kwargs)
         if live and live.progress_message is not None:
             with contextlib.suppress(discord.HTTPException):
@@ -427,7 +432,7 @@ async def submit_and_track(bot: JamBot, interaction: discord.Interaction, reques
 
     Args:
         bot: the bot.
-        interaction: already deferred (publicly, thinking).
+        interaction: already deferred privately (thinking): progress is private, the result public.
         request: the JamRequest.
 
     Returns:

@@ -149,7 +149,12 @@ class Settings:
         high=4096,
     )
     cpu_threads: int = _setting(
-        "JAMGEN_CPU_THREADS", 0, "Torch threads when the engine runs on the CPU (0 = every core).", kind="int", low=0, high=512
+        "JAMGEN_CPU_THREADS",
+        0,
+        "Torch threads when the engine runs on the CPU (0 = every core).",
+        kind="int",
+        low=0,
+        high=512,
     )
     max_batch: int = _setting(
         "JAMGEN_MAX_BATCH",

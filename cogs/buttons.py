@@ -60,7 +60,7 @@ class RerollButton(JobButton, template=rf"^jamgen:reroll:{JOB}$"):
 
     async def callback(self, interaction: discord.Interaction) -> None:
         bot = self.bot(interaction)
-        await interaction.response.defer(thinking=True)
+        await interaction.response.defer(ephemeral=True, thinking=True)
         try:
             request = await bot.service.reroll_request(self.job_id, **member_context(interaction))
         except Exception as exc:
@@ -76,7 +76,7 @@ class ExtendButton(JobButton, template=rf"^jamgen:extend:{JOB}{TAKE}$"):
 
     async def callback(self, interaction: discord.Interaction) -> None:
         bot = self.bot(interaction)
-        await interaction.response.defer(thinking=True)
+        await interaction.response.defer(ephemeral=True, thinking=True)
         try:
             request = await bot.service.extend_request(self.job_id, self.take, **member_context(interaction))
         except Exception as exc:

@@ -54,7 +54,7 @@ class Generate(commands.Cog):
         return [app_commands.Choice(name=n, value=n) for n in names if current.lower() in n.lower()][:25]
 
     async def _submit(self, interaction: discord.Interaction, **fields: Any) -> None:
-        await interaction.response.defer(thinking=True)
+        await interaction.response.defer(ephemeral=True, thinking=True)
         await submit_and_track(self.bot, interaction, JamRequest(**member_context(interaction), **fields))
 
     @app_commands.command(name="generate", description="Make music from a text prompt")
@@ -110,7 +110,7 @@ class Generate(commands.Cog):
         duration: app_commands.Range[int, 1, 300] | None = None,
         model: str | None = None,
     ) -> None:
-        await interaction.response.defer(thinking=True)
+        await interaction.response.defer(ephemeral=True, thinking=True)
         data = await read_attachment(self.bot, audio)
         request = JamRequest(
             **member_context(interaction),
@@ -145,7 +145,7 @@ class Generate(commands.Cog):
         cfg: app_commands.Range[float, 0.0, 20.0] = 3.0,
         cfg_beta: app_commands.Range[float, 0.0, 20.0] = 5.0,
     ) -> None:
-        await interaction.response.defer(thinking=True)
+        await interaction.response.defer(ephemeral=True, thinking=True)
         data = await read_attachment(self.bot, audio)
         request = JamRequest(
             **member_context(interaction),
@@ -175,7 +175,7 @@ class Generate(commands.Cog):
         end: app_commands.Range[float, 0.0, 3600.0] | None = None,
         duration: app_commands.Range[int, 1, 300] | None = None,
     ) -> None:
-        await interaction.response.defer(thinking=True)
+        await interaction.response.defer(ephemeral=True, thinking=True)
         data = await read_attachment(self.bot, audio)
         request = JamRequest(
             **member_context(interaction),

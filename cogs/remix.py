@@ -109,7 +109,7 @@ class RemixModal(discord.ui.Modal, title="Remix with jamgen"):
         self.mode.default = default_mode
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        await interaction.response.defer(thinking=True)
+        await interaction.response.defer(ephemeral=True, thinking=True)
         mode = parse_mode_word(self.mode.value)
         data = await read_attachment(self.bot, self.attachment) if self.attachment else None
         request = JamRequest(

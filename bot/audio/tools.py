@@ -182,3 +182,76 @@ async def run_tool(
             with contextlib.suppress(ProcessLookupError):
                 await proc.wait()
     return ToolResult(returncode=returncode, stdout=stdout, stderr=stderr, stdout_capped=capped)
+
+
+@dataclass(frozen=True)
+class ToolsReport:
+    """What `jamgen doctor` found about ffmpeg, ffprobe and the MP3 encoder.
+
+    Args:
+        ffmpeg_path: where ffmpeg is, or None.
+        ffprobe_path: where ffprobe is, or None.
+        version: ffmpeg's version (``5.1.6-0+deb12u1``), "" when unknown.
+        mp3_encoder: whether ffmpeg lists the libmp3lame encoder.
+        problems: ``(problem, fix)`` sentences; empty when audio works.
+    """
+
+    ffmpeg_path: str | None
+    ffprobe_path: str | None
+    version: str
+    mp3_encoder: bool
+    problems: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Audio in and out works."""
+        return not self.problems
+
+    @property
+    def summary(self) -> str:
+        """One line for a healthy report."""
+        return f"{FFMPEG} {self.version or '(unknown version)'} with libmp3lame ({self.ffmpeg_path})"
+
+
+_INSTALL_FIX = f"Debian/Ubuntu: apt-get install --no-install-recommends {FFMPEG} (scripts/install.sh does it as root)."
+
+
+async def check_tools(timeout_s: float = 10.0) -> ToolsReport:
+    """Find ffmpeg and ffprobe and check that ffmpeg can write MP3 (libmp3lame), for `jamgen doctor`.
+
+    Args:
+        timeout_s: seconds each ffmpeg run may take.
+    """
+    ffmpeg, ffprobe = shutil.which(FFMPEG), shutil.which(FFPROBE)
+    problems: list[tuple[str, str]] = []
+    for name, path in ((FFMPEG, ffmpeg), (FFPROBE, ffprobe)):
+        if path is None:
+            problems.append(
+                (f"{name} is not installed or not on PATH; jamgen reads and writes audio with it.", _INSTALL_FIX)
+            )
+    if ffmpeg is None:
+        return ToolsReport(ffmpeg, ffprobe, "", False, tuple(problems))
+    version, mp3 = "", False
+    try:
+        banner = await run_tool([ffmpeg, "-hide_banner", "-version"], timeout_s=timeout_s, max_stdout_bytes=1 << 20)
+        first = banner.stdout.decode("utf-8", "replace").splitlines()[:1]
+        # "ffmpeg version 5.1.6-0+deb12u1 Copyright ..." -> "5.1.6-0+deb12u1"
+        words = first[0].split() if first else []
+        version = words[2] if len(words) > 2 and words[1] == "version" else ""
+        encoders = await run_tool([ffmpeg, "-hide_banner", "-encoders"], timeout_s=timeout_s, max_stdout_bytes=4 << 20)
+        mp3 = encoders.returncode == 0 and any(
+            len(line.split()) > 1 and line.split()[1] == "libmp3lame"
+            for line in encoders.stdout.decode("utf-8", "replace").splitlines()
+        )
+    except (ToolTimeoutError, OSError) as exc:
+        problems.append((f"{FFMPEG} at {ffmpeg} does not answer ({exc}).", _INSTALL_FIX))
+        return ToolsReport(ffmpeg, ffprobe, version, False, tuple(problems))
+    if not mp3:
+        problems.append(
+            (
+                f"{FFMPEG} at {ffmpeg} has no libmp3lame encoder, so jamgen cannot write MP3s.",
+                f"Use a build with libmp3lame: Debian's {FFMPEG} package has it "
+                f"(apt-get install --no-install-recommends {FFMPEG}); static builds without it do not work.",
+            )
+        )
+    return ToolsReport(ffmpeg, ffprobe, version, mp3, tuple(problems))

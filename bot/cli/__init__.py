@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, str] = {
     "models": "List the models, their abilities and whether their weights are here.",
     "db": "Migrate, back up or check the database.",
     "doctor": "Check that everything the bot needs is in place.",
+    "invite": "Print the URL that adds the bot to a server with the permissions it needs.",
 }
 
 

@@ -31,7 +31,7 @@ __all__ = [
     "QueueFullError",
     "Receipt",
     "RenderedTake",
-    "ServiceClosingError",
     "SamplingParams",
+    "ServiceClosingError",
     "ServiceConfig",
 ]

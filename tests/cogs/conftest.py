@@ -150,6 +150,23 @@ def ffprobe_duration(data: bytes, tmp_path: Path) -> float:
     path.write_bytes(data)
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return float(out.stdout.strip())
+
+
+async def wait_state(store: JobStore, job_id: str, state: str, timeout: float = 30.0) -> None:
+    """Wait until a job reaches ``state`` in the store."""
+
+    async def reached() -> None:
+        while (job := await store.get_job(job_id)) is None or job.state.value != state:
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(reached(), timeout)
+
+
+def job_id_of(message) -> str:
+    """The job id in a result message's embed footer."""
+    return message.embeds[0]["footer"]["text"].split()[1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cogs.conftest import ffprobe_duration, wav_bytes
+from tests.cogs.conftest import ffprobe_duration, job_id_of, wait_state, wav_bytes
 
 pytestmark = pytest.mark.slow
 
@@ -25,14 +25,14 @@ async def test_generate_defers_within_3s_and_delivers_an_mp3_of_the_requested_du
     assert embed["image"]["url"].startswith("attachment://")
     labels = {b.get("label") for b in message.buttons}
     assert {"Reroll", "Recipe", "Delete", "Extend", "Remix"} <= labels
-    job_id = embed["footer"]["text"].split()[1]
-    job = await jam.store.get_job(job_id)
-    assert job.state.value == "delivered"
+    await wait_state(jam.store, job_id_of(message), "delivered")
 
 
 async def test_melody_with_an_attachment(jam):
     riff = jam.fake.attachment("riff.wav", wav_bytes(3.0), content_type="audio/wav")
-    interaction = await jam.fake.slash("melody", {"audio": riff, "prompt": "synth lead", "duration": 2, "model": "debug-melody"})
+    interaction = await jam.fake.slash(
+        "melody", {"audio": riff, "prompt": "synth lead", "duration": 2, "model": "debug-melody"}
+    )
     message = await interaction.wait_for_message(lambda m: m.attachments, timeout=60)
     assert "melody" in message.text
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.audio import AudioLimits, AudioToolMissingError, probe, tools_available
-from bot.audio.tools import ToolTimeoutError, run_tool
+from bot.audio.tools import ToolTimeoutError, check_tools, run_tool
 
 
 def _gone(pid: int) -> bool:
@@ -61,3 +61,39 @@ async def test_a_missing_ffmpeg_is_a_config_error_that_says_how_to_install_it(mo
         await probe(corpus.valid["wav"], AudioLimits())
     assert caught.value.exit_code == 2
     assert not tools_available()
+
+
+async def test_check_tools_finds_the_real_ffmpeg_and_its_mp3_encoder():
+    report = await check_tools()
+    assert report.ok, report.problems
+    assert report.mp3_encoder
+    assert report.version[:1].isdigit()
+    assert "libmp3lame" in report.summary
+
+
+async def test_check_tools_without_ffmpeg_says_how_to_install_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    report = await check_tools()
+    assert not report.ok
+    assert [problem.split()[0] for problem, _ in report.problems] == ["ffmpeg", "ffprobe"]
+    assert all("apt-get install" in fix for _, fix in report.problems)
+
+
+async def test_check_tools_refuses_an_ffmpeg_without_libmp3lame(monkeypatch, tmp_path):
+    stub = (
+        "#!/bin/sh\n"
+        'case "$2" in\n'
+        "  -version) echo 'ffmpeg version 9.9-stub Copyright (c) the stub' ;;\n"
+        "  -encoders) echo ' A....D libtwolame  libtwolame MP2'; echo ' A....D aac  AAC' ;;\n"
+        "esac\n"
+    )
+    for name in ("ffmpeg", "ffprobe"):
+        (tmp_path / name).write_text(stub)
+        (tmp_path / name).chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    report = await check_tools()
+    assert report.version == "9.9-stub"
+    assert not report.mp3_encoder
+    (problem, fix), *_ = report.problems
+    assert "no libmp3lame encoder" in problem
+    assert "Debian" in fix

@@ -1,5 +1,6 @@
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -75,3 +76,47 @@ def test_pull_of_an_unknown_model_lists_the_real_ones(tmp_path):
     result = _jamgen("models", "pull", "tiny", cwd=tmp_path)
     assert result.returncode == 2
     assert "There is no model called 'tiny'" in result.stderr
+
+
+def test_pull_takes_several_names_and_reports_each_offline(tmp_path):
+    result = _jamgen(
+        "models", "pull", "debug", "melody", "small", cwd=tmp_path, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf")
+    )
+    assert result.returncode == 2
+    assert "debug is a test model built in code; nothing to download." in result.stdout
+    errors = result.stderr.splitlines()
+    assert [line.split("'")[1] for line in errors] == ["melody", "small"]
+    assert all(line.startswith("error: The weights of model") for line in errors)
+    assert "HF_HUB_OFFLINE" in errors[0]
+    assert "jamgen models pull melody" in errors[0]
+    assert str(tmp_path / "hf" / "hub") in errors[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_pull_without_network_fails_at_once_with_what_to_do(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{closed_port}"
+    result = _jamgen("models", "pull", "small", cwd=tmp_path, HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: Cannot reach {endpoint} to download weights")
+    assert "no network" in result.stderr
+    assert "README: Offline weights" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_pull_checks_every_name_before_fetching_anything(tmp_path):
+    result = _jamgen("models", "pull", "debug", "tiny", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "There is no model called 'tiny'" in result.stderr
+    assert result.stdout == ""
+
+
+def test_pull_needs_a_name_and_list_takes_none(tmp_path):
+    result = _jamgen("models", "pull", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Say which models to pull" in result.stderr
+    listed = _jamgen("models", "list", "small", cwd=tmp_path)
+    assert listed.returncode == 2
+    assert "jamgen models pull small" in listed.stderr

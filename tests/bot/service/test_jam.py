@@ -30,7 +30,10 @@ async def test_fairness_three_newcomers_start_within_two_batches(tmp_path):
     try:
         heavy = [await h.service.submit(request(1, f"heavy {i}")) for i in range(10)]
         await asyncio.wait_for(h.engine.started.wait(), 5)
-        light = [await h.service.submit(request(user, "newcomer", sampling=SamplingParams(temperature=0.7))) for user in (2, 3, 4)]
+        light = [
+            await h.service.submit(request(user, "newcomer", sampling=SamplingParams(temperature=0.7)))
+            for user in (2, 3, 4)
+        ]
         h.engine.hold = False
         h.engine.release.set()
         await h.wait_settled(13)
@@ -158,7 +161,8 @@ async def test_delivery_is_retried_then_given_up_loudly_with_refund(tmp_path):
         job = await h.store.get_job(lost.job_id)
         assert job.state == JobState.FAILED
         assert await used_today(h, 1) == 0
-        assert broken.failures and broken.failures[0][0] == lost.job_id
+        assert broken.failures
+        assert broken.failures[0][0] == lost.job_id
     finally:
         await h.service.close()
         await h.store.close()

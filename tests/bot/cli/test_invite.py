@@ -1,0 +1,87 @@
+"""`jamgen invite`: the OAuth2 URL with jamgen's least permissions."""
+
+import base64
+import os
+from urllib.parse import parse_qs, urlsplit
+
+import discord
+import pytest
+
+from bot.cli import main
+from bot.cli.invite import PERMISSIONS, permission_integer
+
+# Discord's own flags (discord.py), so the expected integer does not come from the code under test.
+LISTED = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    send_messages_in_threads=True,
+    attach_files=True,
+    embed_links=True,
+    read_message_history=True,
+)
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    for key in list(os.environ):
+        if key.startswith(("JAMGEN_", "DISCORD_")):
+            monkeypatch.delenv(key)
+    return ["--env-file", str(tmp_path / "none.env")]
+
+
+def _invite(capsys, argv):
+    status = main(argv)
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def _query(url):
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc, parts.path) == ("https", "discord.com", "/oauth2/authorize")
+    return {key: values[0] for key, values in parse_qs(parts.query).items()}
+
+
+def test_the_url_asks_for_exactly_the_listed_permissions_and_both_scopes(capsys, clean_env):
+    status, out, _ = _invite(capsys, [*clean_env, "invite", "--app-id", "123"])
+    assert status == 0
+    query = _query(out.splitlines()[0])
+    assert query["client_id"] == "123"
+    assert int(query["permissions"]) == LISTED.value == 1024 + 2048 + 16384 + 32768 + 65536 + 2**38
+    assert query["scope"].split() == ["bot", "applications.commands"]
+    assert query["integration_type"] == "0"
+    assert "guild_id" not in query
+    for permission in PERMISSIONS:
+        assert permission.name in out
+    assert not (discord.Permissions(permission_integer()) > LISTED)  # nothing more than the list
+
+
+def test_the_app_id_comes_from_the_setting_then_the_token(capsys, clean_env, monkeypatch):
+    monkeypatch.setenv("DISCORD_APP_ID", "456")
+    status, out, _ = _invite(capsys, [*clean_env, "invite", "--url-only"])
+    assert status == 0
+    assert out.count("\n") == 1
+    assert _query(out.strip())["client_id"] == "456"
+    monkeypatch.delenv("DISCORD_APP_ID")
+    bot_id = "1234567890123456789"
+    token = base64.urlsafe_b64encode(bot_id.encode()).decode().rstrip("=") + ".GaBcDe." + "x" * 38
+    monkeypatch.setenv("DISCORD_TOKEN", token)
+    status, out, err = _invite(capsys, [*clean_env, "invite", "--guild", "99"])
+    assert status == 0
+    query = _query(out.splitlines()[0])
+    assert query["client_id"] == bot_id
+    assert (query["guild_id"], query["disable_guild_select"]) == ("99", "true")
+    assert token not in out + err
+
+
+def test_without_any_app_id_it_says_where_to_find_one(capsys, clean_env):
+    status, out, err = _invite(capsys, [*clean_env, "invite"])
+    assert status == 2
+    assert out == ""
+    assert err.startswith("error: No application id: pass --app-id, or set DISCORD_APP_ID")
+
+
+def test_an_app_id_must_be_a_number(capsys, clean_env):
+    with pytest.raises(SystemExit) as info:
+        main([*clean_env, "invite", "--app-id", "my-bot"])
+    assert info.value.code == 2
+    assert "must be a numeric Discord id" in capsys.readouterr().err
