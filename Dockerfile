@@ -21,7 +21,7 @@ COPY . .
 # As root: Debian's ffmpeg (with libmp3lame), then .venv with the pinned packages and jamgen itself.
 # The cache mount keeps downloaded wheels between builds, so a code change does not fetch torch again.
 RUN --mount=type=cache,target=/root/.cache/pip \
-    bash scripts/install.sh \
+    PIP_ROOT_USER_ACTION=ignore bash scripts/install.sh \
     && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --create-home --uid 1000 --user-group jamgen \

@@ -14,17 +14,19 @@ import json
 import logging
 import re
 import secrets
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
 from bot.errors import JamgenError
-from bot.service import Delivery, JamService, Job, JobUpdate, Phase, Receipt
+from bot.service import Delivery, DeliveryError, JamService, Job, JobUpdate, Phase, Receipt
 
 log = logging.getLogger("jamgen.discord")
 
@@ -283,6 +285,22 @@ class DiscordDeliverer:
         self.bot = bot
 
     async def deliver(self, delivery: Delivery) -> list[int]:
+        try:
+            return await self._deliver(delivery)
+        except discord.Forbidden as exc:
+            raise DeliveryError(
+                "jamgen may not post here (it needs Send Messages, Attach Files and Embed Links).", retriable=False
+            ) from exc
+        except discord.NotFound as exc:
+            raise DeliveryError("the channel or message to reply to is gone.", retriable=False) from exc
+        except discord.HTTPException as exc:
+            raise DeliveryError(
+                f"Discord refused the upload ({exc.status}).", retriable=exc.status >= 500 or exc.status == 429
+            ) from exc
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise DeliveryError("Discord could not be reached.", retriable=True) from exc
+
+    async def _deliver(self, delivery: Delivery) -> list[int]:
         job = delivery.job
         live = self.bot.live.get(job.id)
         if live is not None:
@@ -345,9 +363,9 @@ class DiscordDeliverer:
         if not job.parent_id:
             return None
         parent = await self.bot.service.store.get_job(job.parent_id)
-        if parent is None or not parent.message_ids:
+        if parent is None or not parent.delivered_message_ids:
             return None
-        return message_url(parent.guild_id, parent.channel_id, parent.message_ids[0])
+        return message_url(parent.guild_id, parent.channel_id, parent.delivered_message_ids[0])
 
 
 def track_progress(bot: JamBot, job_id: str, live: LiveJob) -> None:
@@ -384,25 +402,17 @@ def build_bot(settings: Settings, service: JamService, **options: Any) -> JamBot
 
 
 async def run_bot(settings: Settings) -> None:
-    """Open the store, start the engine and the service, and run the bot until stopped."""
-    from bot.engine.client import EngineClient, EngineConfig
-    from bot.service import ServiceConfig
-    from bot.store import JobStore
+    """Run the bot until it is stopped; SIGTERM/SIGINT close it gracefully (the running batch may finish)."""
+    from bot.service.runtime import running_service
 
     token = settings.require_token()
-    store = await JobStore.open(settings.db_path)
-    engine = EngineClient(EngineConfig.from_settings(settings))
-    try:
-        await engine.start()
-        health = await engine.health()
-        config = ServiceConfig.from_settings(settings, on_gpu=health.device.startswith("cuda"))
-        service = JamService(config, store, engine, deliverer=None)  # type: ignore[arg-type]
+    async with running_service(settings) as service:
         bot = build_bot(settings, service)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.close()))
         async with bot:
             await bot.start(token)
-    finally:
-        await engine.close()
-        await store.close()
 
 
 def member_context(interaction: discord.Interaction) -> dict[str, Any]:

@@ -94,7 +94,7 @@ class Settings:
     discord_app_id: int = _setting(
         "DISCORD_APP_ID",
         0,
-        "Application id, used by `jamgen invite` (0 = read it from Discord at login).",
+        "Application id, used by `jamgen invite` (0 = the bot id inside DISCORD_TOKEN).",
         kind="int",
         low=0,
     )

@@ -115,7 +115,7 @@ class Admin(commands.GroupCog, group_name="jam", group_description="jamgen setti
     async def _render_settings(self, guild_id: int | None) -> str:
         assert guild_id is not None
         g = await self.bot.service.guild_settings(guild_id)
-        channels = ", ".join(f"<#{c}>" for c in g.allowed_channels) or "all channels"
+        channels = ", ".join(f"<#{c}>" for c in g.allowed_channel_ids) or "all channels"
         models = ", ".join(g.enabled_models) or "all models"
         tiers = ", ".join(f"<@&{r}>: {s} s" for r, s in g.role_tiers.items()) or "none"
         budget = g.default_budget if g.default_budget is not None else self.bot.settings.daily_budget_seconds

@@ -130,8 +130,8 @@ class Generate(commands.Cog):
         excerpt_start="Where the excerpt starts, in seconds (default: the loudest part)",
         excerpt_length="Seconds of excerpt the model listens to (1.5-4.5)",
         eval_q="How closely to copy the style: 1 loose … 6 close (default 3)",
-        cfg="Text guidance (default 3)",
-        cfg_beta="Style guidance (default 5)",
+        cfg="Overall guidance toward the excerpt and the text (default 3)",
+        cfg_beta="Extra push toward the text, beyond the excerpt (default 5)",
     )
     async def style(
         self,
@@ -164,7 +164,7 @@ class Generate(commands.Cog):
         prompt="Where the music should go",
         start="Use the audio from this second (default: the last 10 s)",
         end="Use the audio up to this second (default: the end)",
-        duration="Seconds of music in all",
+        duration="Seconds of new music after the part it continues from",
     )
     async def continue_(
         self,

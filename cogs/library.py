@@ -26,8 +26,8 @@ saturation, wide stereo*). Short, concrete prompts beat long stories.
 When set, it replaces top_k.
 • **temperature** flattens (>1, wilder) or sharpens (<1, safer) the chances before picking.
 • **cfg** (classifier-free guidance) is how strongly the prompt pulls the music: 3 is balanced, higher \
-follows the words more literally but can sound harsh, lower drifts. Style takes add **cfg_beta** for \
-the excerpt's pull (default 5).
+follows the words more literally but can sound harsh, lower drifts. Style takes use double guidance: \
+**cfg** pulls toward the excerpt and text together, **cfg_beta** (default 5) pushes the text beyond the excerpt.
 • **seed** makes a take repeatable: same recipe and seed → same take.
 """
 
@@ -87,7 +87,9 @@ class Library(commands.Cog):
         embed.add_field(name="Lineage", value=clip(chain, 1000) or "—", inline=False)
         if children:
             embed.add_field(name="Remixes", value=clip(", ".join(f"`{c.id}`" for c in children), 1000), inline=False)
-        url = message_url(job.guild_id, job.channel_id, job.message_ids[0] if job.message_ids else None)
+        url = message_url(
+            job.guild_id, job.channel_id, job.delivered_message_ids[0] if job.delivered_message_ids else None
+        )
         if url:
             embed.add_field(name="Link", value=url, inline=False)
         await interaction.followup.send(embed=embed, ephemeral=True)

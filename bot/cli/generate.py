@@ -2,41 +2,59 @@
 
 Examples::
 
-    jamgen generate "lofi hip hop, mellow piano" --model small --duration 10 -o take.wav
-    jamgen generate "jazz trio" --style ref.wav --model style -o jazz.wav
+    jamgen generate "lofi hip hop, mellow piano" --model small --duration 10 -o take.mp3
+    jamgen generate "jazz trio" --style ref.m4a --model style -o jazz.flac
     jamgen generate "" --model debug --duration 2 -o noise.wav        # unconditional, test model
 
-The recipe (everything needed to ask for the same take again, seed included) is printed on
-stdout; ``--json`` prints it as JSON. A progress bar goes to stderr when it is a terminal.
+Input files go through the audio room exactly as Discord attachments do (probed, decoded
+safely, hostile files refused with one ``error:`` line and exit 2) before any model loads.
+Takes are written by the audio room too: levelled (JAMGEN_NORMALIZATION), tagged with the
+prompt and the recipe (``bot.audio.read_recipe`` reads it back), as MP3, WAV or FLAC after
+the -o extension. The recipe (everything needed to ask for the same take again, seed
+included) is also printed on stdout; ``--json`` prints it as JSON. A progress bar goes to
+stderr when it is a terminal.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
+import logging
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
+from bot import audio
+from bot.audio import OutputFormat
+from bot.audio.limits import MIB
 from bot.config import Settings
 from bot.engine.client import EngineClient
 from bot.engine.config import EngineConfig
+from bot.engine.registry import ModelSpec
 from bot.engine.types import (
     EngineError,
     GenerationRequest,
     GenerationResult,
     Mode,
+    ModelUnavailableError,
     Progress,
     SamplingParams,
 )
-from bot.engine.validation import validate_request
+from bot.engine.validation import resolve_model, validate_request
 from bot.errors import UserInputError
 
 MAX_TAKES = 16
+# The CLI writes to a disk, not to Discord: no upload limit, only a guard against absurd sizes.
+OUTPUT_BYTE_LIMIT = 1024 * MIB
+# The same prompt length the bot uses for continuations (bot/service/jam.py).
+CONTINUATION_SECONDS = audio.DEFAULT_CONTINUATION_S
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,58 +83,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling (deterministic)")
     parser.add_argument("--takes", type=int, default=1, help=f"how many takes (1-{MAX_TAKES}, share one batch)")
     parser.add_argument(
-        "-o", "--output", type=Path, required=True, help="output file (.wav or .flac; takes get -1, -2, ...)"
+        "-o", "--output", type=Path, required=True, help="output file: .mp3, .wav or .flac (takes get -1, -2, ...)"
     )
     parser.add_argument("--json", action="store_true", help="print the recipe as JSON")
 
 
-def load_audio(path: Path) -> tuple[np.ndarray, int]:
-    """Read a conditioning file as float32 [channels, samples].
-
-    Kept apart so that ffmpeg decoding (bot/audio) can replace it.
+def output_format(path: Path) -> OutputFormat:
+    """The format the -o file's extension asks for.
 
     Args:
-        path: WAV, FLAC or another format libsndfile reads.
+        path: the -o path.
 
     Raises:
-        UserInputError: the file is missing or unreadable.
+        UserInputError: for any extension other than .mp3, .wav or .flac.
     """
-    import soundfile
-
-    try:
-        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except (OSError, RuntimeError, soundfile.LibsndfileError) as exc:
-        raise UserInputError(f"Cannot read the audio file {path}: {exc}") from None
-    return np.ascontiguousarray(data.T), int(rate)
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in audio.OUTPUT_FORMATS:
+        shown = path.suffix or f"{path.name!r} (no extension)"
+        raise UserInputError(f"Cannot write {shown} files: use an output name ending in .mp3, .wav or .flac.")
+    return cast(OutputFormat, suffix)
 
 
-def write_audio(path: Path, audio: np.ndarray, sample_rate: int) -> None:
-    """Write a take ([channels, samples] float32) to ``path``; the suffix picks the format.
-
-    Kept apart so that MP3 encoding (bot/audio) can replace it.
+def check_output_folder(path: Path) -> None:
+    """Refuse an -o path whose folder cannot be made or written, before any model loads.
 
     Args:
-        path: output file (.wav is written as 32-bit float, .flac as 24-bit).
-        audio: the samples.
-        sample_rate: their rate.
+        path: the -o path (its folder may not exist yet: it is made when the take is written).
 
     Raises:
-        UserInputError: the format is not supported or the file cannot be written.
+        UserInputError: the nearest existing folder on the way is a file or not writable.
     """
-    import soundfile
-
-    suffix = path.suffix.lower()
-    subtype = {".wav": "FLOAT", ".flac": "PCM_24"}.get(suffix)
-    if subtype is None:
-        raise UserInputError(
-            f"Cannot write '{suffix or path.name}' files yet: use an output name ending in .wav or .flac."
-        )
-    samples = audio.T if subtype == "FLOAT" else np.clip(audio.T, -1.0, 1.0)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        soundfile.write(str(path), samples, sample_rate, subtype=subtype)
-    except (OSError, RuntimeError, soundfile.LibsndfileError) as exc:
-        raise UserInputError(f"Cannot write {path}: {exc}") from None
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UserInputError(f"Cannot write {path}: {folder} is a file, not a folder.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserInputError(f"Cannot write {path}: the folder {folder} is not writable.")
 
 
 def _mode_and_input(args: argparse.Namespace) -> tuple[Mode, Path | None]:
@@ -129,20 +132,83 @@ def _mode_and_input(args: argparse.Namespace) -> tuple[Mode, Path | None]:
     return (Mode.TEXT if args.prompt.strip() else Mode.UNCONDITIONAL), None
 
 
-def build_requests(args: argparse.Namespace, settings: Settings) -> tuple[list[GenerationRequest], Path | None]:
-    """The requests the command line asks for (validated).
+async def load_conditioning(
+    path: Path, mode: Mode, spec: ModelSpec, duration: float, sampling: SamplingParams, limits: audio.AudioLimits
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Read a --melody/--style/--continue file safely and cut what the mode conditions on, as the bot does.
+
+    Args:
+        path: the user's file (only its bytes count, never its extension).
+        mode: melody, style or continuation.
+        spec: the model (its sample rate and channel count).
+        duration: the take's length (how much melody is followed).
+        sampling: the sampling parameters (the style excerpt length).
+        limits: the limits the file is read under.
+
+    Returns:
+        float32 [channels, samples] at the model's rate, and warnings for the user (silent input).
+
+    Raises:
+        AudioInputError: the file is refused (missing, empty, not audio, damaged, too long, too short...).
+    """
+    loaded = await audio.load_input(path, spec.sample_rate, spec.channels, limits)
+    sr = spec.sample_rate
+    if mode == Mode.MELODY:
+        excerpt = audio.melody_excerpt(loaded.audio, sr, duration)
+    elif mode == Mode.STYLE:
+        excerpt = audio.style_excerpt(loaded.audio, sr, length_s=sampling.excerpt_length)
+    else:
+        excerpt = audio.continuation_prompt(loaded.audio, sr, seconds=CONTINUATION_SECONDS)
+    return excerpt.audio, loaded.warnings
+
+
+@contextlib.contextmanager
+def _quiet_audio_logs() -> Iterator[None]:
+    """Keep ffmpeg's own complaints about the input (INFO logs of the audio room) off the terminal.
+
+    The user gets one ``error:`` line that says what is wrong; ffprobe's diagnostics (with server
+    paths) are for operators and still show with JAMGEN_LOG_LEVEL=DEBUG.
+    """
+    audio_log = logging.getLogger("bot.audio")
+    if audio_log.getEffectiveLevel() <= logging.DEBUG:
+        yield
+        return
+    previous = audio_log.level
+    audio_log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        audio_log.setLevel(previous)
+
+
+async def build_requests(
+    args: argparse.Namespace, settings: Settings
+) -> tuple[list[GenerationRequest], Path | None, tuple[str, ...]]:
+    """The requests the command line asks for, validated before any model is loaded.
+
+    Cheap checks come first (options, output format, model and mode), then the input file is
+    probed and decoded, so a bad option or file costs neither a decode nor a model load.
 
     Args:
         args: parsed arguments.
         settings: jamgen's settings.
 
+    Returns:
+        the requests (one per take), the input file if any, and warnings about it.
+
     Raises:
-        UserInputError: a bad option, naming it.
+        UserInputError: a bad option or input file, naming it.
     """
     if not 1 <= args.takes <= MAX_TAKES:
         raise UserInputError(f"--takes must be 1-{MAX_TAKES}.")
+    output_format(args.output)
+    check_output_folder(args.output)
     mode, input_path = _mode_and_input(args)
-    audio, rate = load_audio(input_path) if input_path is not None else (None, None)
+    spec = resolve_model(args.model or settings.default_model, allow_debug=True)
+    if not spec.supports(mode):
+        can = ", ".join(sorted(m.value for m in spec.modes))
+        raise ModelUnavailableError(f"Model '{spec.name}' cannot make {mode.value} takes; it can do: {can}.")
+    duration = args.duration if args.duration is not None else float(settings.default_duration)
     sampling = SamplingParams.for_mode(
         mode,
         top_k=args.top_k,
@@ -154,23 +220,29 @@ def build_requests(args: argparse.Namespace, settings: Settings) -> tuple[list[G
         excerpt_length=args.excerpt_length,
         use_sampling=False if args.greedy else None,
     )
+    conditioning: np.ndarray | None = None
+    warnings: tuple[str, ...] = ()
+    if input_path is not None:
+        limits = audio.AudioLimits.from_settings(settings)
+        with _quiet_audio_logs():
+            conditioning, warnings = await load_conditioning(input_path, mode, spec, duration, sampling, limits)
     requests = [
         GenerationRequest(
             request_id=f"cli:{take}",
-            model=args.model or settings.default_model,
+            model=spec.name,
             mode=mode,
             prompt=args.prompt,
-            duration=args.duration if args.duration is not None else float(settings.default_duration),
+            duration=duration,
             sampling=sampling,
             seed=None if args.seed is None else args.seed + take - 1,
-            audio=audio,
-            audio_sample_rate=rate,
+            audio=conditioning,
+            audio_sample_rate=spec.sample_rate if conditioning is not None else None,
         )
         for take in range(1, args.takes + 1)
     ]
     for request in requests:
         validate_request(request, max_duration=float(settings.max_duration), allow_debug=True)
-    return requests, input_path
+    return requests, input_path, warnings
 
 
 def output_paths(output: Path, takes: int) -> list[Path]:
@@ -252,7 +324,7 @@ def recipe(
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Generate, write the takes, print their recipes.
+    """Check the inputs, generate, write the takes, print their recipes.
 
     Args:
         args: parsed arguments.
@@ -261,17 +333,38 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     Returns:
         0 on success (errors are raised as JamgenError: exit 2 for the user's, 1 for ours).
     """
-    requests, input_path = build_requests(args, settings)
+    return asyncio.run(_run(args, settings))
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    # Everything about the inputs is checked before the engine worker (and its model) starts.
+    requests, input_path, warnings = await build_requests(args, settings)
+    fmt = output_format(args.output)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     config = dataclasses.replace(EngineConfig.from_settings(settings, warmup=False), allow_debug_models=True)
-    outcomes = asyncio.run(_generate(config, requests))
+    outcomes = await _generate(config, requests)
     for outcome in outcomes:
         if isinstance(outcome, EngineError):
             raise outcome
     recipes = []
     for request, result, path in zip(requests, outcomes, output_paths(args.output, len(requests)), strict=True):
         assert isinstance(result, GenerationResult)
-        write_audio(path, result.audio, result.sample_rate)
-        recipes.append(recipe(request, result, path, input_path))
+        item = recipe(request, result, path, input_path)
+        try:
+            await audio.encode(
+                result.audio,
+                result.sample_rate,
+                path,
+                fmt=fmt,
+                tags=audio.TrackTags(title=request.prompt, recipe=item),
+                byte_limit=OUTPUT_BYTE_LIMIT,
+                normalization=cast(audio.Normalization, settings.normalization),
+                loudness_target=settings.loudness_target,
+            )
+        except OSError as exc:  # the folder cannot be made or written: the user's path
+            raise UserInputError(f"Cannot write {path}: {exc.strerror or exc}.") from None
+        recipes.append(item)
     if args.json:
         print(json.dumps(recipes if len(recipes) > 1 else recipes[0], indent=2))
     else:

@@ -1,7 +1,7 @@
 """The jam service: queue, fairness, batching, progress, delivery (no Discord, no torch)."""
 
 from bot.engine.types import Mode, SamplingParams
-from bot.service.jam import Deliverer, Delivery, JamService, RenderedTake, ServiceConfig
+from bot.service.jam import Deliverer, Delivery, DeliveryError, JamService, RenderedTake, ServiceConfig
 from bot.service.requests import (
     AudioInput,
     JamRequest,
@@ -19,6 +19,7 @@ __all__ = [
     "AudioInput",
     "Deliverer",
     "Delivery",
+    "DeliveryError",
     "JamRequest",
     "JamService",
     "Job",

@@ -37,7 +37,7 @@ from bot.engine.types import (
     Progress,
     SamplingParams,
 )
-from bot.errors import JamgenError, UserInputError
+from bot.errors import InternalError, JamgenError, UserInputError
 from bot.service.progress import ProgressHub, UpdateCallback
 from bot.service.queue import FairQueue, QueuedJob
 from bot.service.requests import (
@@ -182,11 +182,31 @@ class ServiceStatus:
     recent_failures: list[tuple[str, str]]
 
 
+class DeliveryError(InternalError):
+    """Posting to Discord failed. ``retriable``: a later try may work (5xx, 429, a dropped connection).
+
+    Args:
+        message: what went wrong, for the member (e.g. "jamgen may not attach files in #music").
+        retriable: whether to try again with backoff.
+    """
+
+    def __init__(self, message: str, *, retriable: bool) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+
+
+def _reason(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, DeliveryError) else "an unexpected error."
+
+
 class Deliverer(Protocol):
     """Posts results to Discord (implemented by the Discord layer)."""
 
     async def deliver(self, delivery: Delivery) -> list[int]:
-        """Post the takes; return the ids of the messages posted. Raise to have it retried."""
+        """Post the takes; return the ids of the messages posted.
+
+        Raise :class:`DeliveryError` (retriable or not); OSError/TimeoutError count as retriable.
+        """
         ...
 
     async def notify_failure(self, job: Job, message: str) -> None:
@@ -365,9 +385,20 @@ class JamService:
         if len(self.queue) + len(self._running) >= self.config.max_queue:
             raise QueueFullError("The queue is full right now. Please try again in a few minutes.")
 
-        staged, warnings = await self._stage_input(request, mode, spec, duration)
+        staged, warnings, excerpt_s = await self._stage_input(request, mode, spec, duration)
         cost = round(duration * spec.cost_weight * request.takes, 3)
         params = self._params(request, mode, spec, duration)
+        if mode == Mode.CONTINUATION:
+            # The prompt is kept at the start of the output; ``duration`` counts the new music only.
+            params["prompt_seconds"] = round(excerpt_s, 3)
+            if duration + excerpt_s > self.config.max_duration:
+                if staged is not None:
+                    shutil.rmtree(staged.parent, ignore_errors=True)
+                raise UserInputError(
+                    f"With the {excerpt_s:.0f} s it continues from, the track would be {duration + excerpt_s:.0f} s "
+                    f"long; the limit is {self.config.max_duration} s. Ask for at most "
+                    f"{max(1, int(self.config.max_duration - excerpt_s))} s."
+                )
         try:
             job = await self.store.submit_job(
                 NewJob(
@@ -444,10 +475,14 @@ class JamService:
 
     async def _stage_input(
         self, request: JamRequest, mode: Mode, spec: ModelSpec, duration: float
-    ) -> tuple[Path | None, list[str]]:
-        """Check the conditioning audio before anything is charged; returns the staged file."""
+    ) -> tuple[Path | None, list[str], float]:
+        """Check the conditioning audio before anything is charged.
+
+        Returns:
+            the staged attachment (None for a take jamgen made), warnings, and the excerpt's seconds.
+        """
         if request.audio is None or mode not in NEEDS_AUDIO:
-            return None, []
+            return None, [], 0.0
         source = request.audio
         token = uuid.uuid4().hex[:12]
         folder = self.staging_dir / token
@@ -460,8 +495,8 @@ class JamService:
                 warnings += saved.warnings
             else:
                 path = await self._parent_output(source.from_job, source.take)
-            await self._load_excerpt(path, mode, spec, duration, request.sampling, source)
-            return (path if source.data is not None else None), warnings
+            clip = await self._load_excerpt(path, mode, spec, duration, request.sampling, source)
+            return (path if source.data is not None else None), warnings, clip.shape[-1] / spec.sample_rate
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -510,7 +545,8 @@ class JamService:
 
     def _queued(self, job: Job) -> QueuedJob:
         sampling = self._sampling(job)
-        key = None if job.seed is not None else (job.model, job.mode, round(job.params["duration"], 3), sampling)
+        shape = (job.model, job.mode, round(job.params["duration"], 3), job.params.get("prompt_seconds"), sampling)
+        key = None if job.seed is not None else shape
         return QueuedJob(job.id, job.user_id, job.takes, key, job.priority)
 
     @staticmethod
@@ -695,7 +731,8 @@ class JamService:
                 model=job.model,
                 mode=mode,
                 prompt=job.prompt,
-                duration=job.params["duration"],
+                duration=job.params["duration"]
+                + (wav.shape[-1] / spec.sample_rate if mode == Mode.CONTINUATION else 0),
                 sampling=self._sampling(job),
                 seed=None if job.seed is None else job.seed + take,
                 audio=wav,
@@ -860,6 +897,12 @@ class JamService:
                 message_ids = await self.deliverer.deliver(delivery)
                 break
             except Exception as exc:
+                retriable = exc.retriable if isinstance(exc, DeliveryError) else isinstance(exc, OSError | TimeoutError)
+                if not retriable:
+                    log.error("job %s: delivery failed and cannot succeed by retrying", job.id, exc_info=exc)
+                    await self._fail(job, "jamgen could not post your track here.", refund=True)
+                    await self._notify_failure(job, f"jamgen could not post your track: {_reason(exc)} Refunded.")
+                    return
                 if self._clock() + delay > deadline:
                     log.error("job %s: delivery failed for good after %d tries: %s", job.id, attempt, exc)
                     await self._fail(job, "jamgen could not post your track to Discord.", refund=True)

@@ -203,6 +203,7 @@ class GuildSettings:
         remix_by_reply: whether replying to a track remixes it.
         default_budget: the daily budget in seconds for members without an override or tier.
         role_tiers: role id -> daily budget in seconds (the best tier a member holds applies).
+        remix_mode: mode of a reply-to-remix without a prefix: melody, style or continuation.
     """
 
     guild_id: int
@@ -214,6 +215,7 @@ class GuildSettings:
     remix_by_reply: bool = True
     default_budget: float | None = None
     role_tiers: dict[int, float] = field(default_factory=dict)
+    remix_mode: str = "melody"
 
 
 @dataclass(frozen=True)

@@ -888,12 +888,13 @@ class JobStore:
             merged = dataclasses.replace(current, **changes)
             await db.execute(
                 "INSERT INTO guild_settings (guild_id, allowed_channel_ids, default_model, enabled_models, "
-                "max_duration, max_takes, remix_by_reply, default_budget_ms, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id) DO UPDATE SET "
+                "max_duration, max_takes, remix_by_reply, default_budget_ms, updated_at, remix_mode) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id) DO UPDATE SET "
                 "allowed_channel_ids = excluded.allowed_channel_ids, default_model = excluded.default_model, "
                 "enabled_models = excluded.enabled_models, max_duration = excluded.max_duration, "
                 "max_takes = excluded.max_takes, remix_by_reply = excluded.remix_by_reply, "
-                "default_budget_ms = excluded.default_budget_ms, updated_at = excluded.updated_at",
+                "default_budget_ms = excluded.default_budget_ms, updated_at = excluded.updated_at, "
+                "remix_mode = excluded.remix_mode",
                 (
                     guild_id,
                     _dump_json(sorted({int(c) for c in merged.allowed_channel_ids}), "allowed_channel_ids"),
@@ -904,6 +905,7 @@ class JobStore:
                     int(bool(merged.remix_by_reply)),
                     None if merged.default_budget is None else to_ms(merged.default_budget),
                     _ts(self.now()),
+                    merged.remix_mode,
                 ),
             )
             return await _guild_settings(db, guild_id)
@@ -1236,6 +1238,7 @@ async def _guild_settings(db: aiosqlite.Connection, guild_id: int) -> GuildSetti
         remix_by_reply=bool(row["remix_by_reply"]),
         default_budget=None if row["default_budget_ms"] is None else from_ms(row["default_budget_ms"]),
         role_tiers=tiers,
+        remix_mode=row["remix_mode"],
     )
 
 

@@ -170,3 +170,24 @@ async def wait_state(store: JobStore, job_id: str, state: str, timeout: float = 
 def job_id_of(message) -> str:
     """The job id in a result message's embed footer."""
     return message.embeds[0]["footer"]["text"].split()[1]
+
+
+ACK_LOG: list[tuple[str, str, float]] = []
+
+
+@pytest.fixture(autouse=True)
+def _every_interaction_is_acknowledged_within_3s(request, fake_discord):
+    """Record each interaction's time to first callback and fail the scenario if any took 3 s or more."""
+    yield
+    for interaction in fake_discord.interactions.values():
+        if interaction.callbacks:
+            ACK_LOG.append((request.node.name, interaction.name or str(interaction.type), interaction.ack_latency))
+            assert interaction.ack_latency < 3, f"{interaction} acknowledged after {interaction.ack_latency:.2f} s"
+
+
+def pytest_sessionfinish(session, exitstatus):  # pragma: no cover - reporting only
+    if ACK_LOG:
+        worst = max(ACK_LOG, key=lambda row: row[2])
+        print(
+            f"\ninteraction acknowledgements: {len(ACK_LOG)}, slowest {worst[2] * 1000:.0f} ms ({worst[0]}: {worst[1]})"
+        )

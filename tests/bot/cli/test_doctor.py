@@ -26,7 +26,7 @@ from bot.cli.doctor import (
 from bot.config import Settings
 from bot.engine.registry import MODELS
 from bot.heartbeat import Heartbeat, heartbeat_path, write_heartbeat
-from bot.store import migrate_database
+from bot.store import latest_version, migrate_database
 
 BOT_ID = 1234567890123456789
 TOKEN = base64.urlsafe_b64encode(str(BOT_ID).encode()).decode().rstrip("=") + ".GaBcDe." + "x" * 38
@@ -194,7 +194,7 @@ async def test_database_checks(tmp_path):
     await migrate_database(missing)
     (healthy,) = await check_db(missing)
     assert healthy.level is Level.OK
-    assert healthy.message.endswith("schema 2, integrity ok.")
+    assert healthy.message.endswith(f"schema {latest_version()}, integrity ok.")
     foreign = tmp_path / "notes.db"
     foreign.write_bytes(b"these are not the tables you are looking for" * 100)
     (refused,) = await check_db(foreign)

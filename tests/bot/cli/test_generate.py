@@ -1,5 +1,7 @@
+import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +13,7 @@ import soundfile
 from bot.cli import main
 
 ROOT = Path(__file__).resolve().parents[3]
+_PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
 
 # Run the CLI like a user would, and prove the CLI's own process never imported torch.
 _NO_TORCH = (
@@ -29,14 +32,14 @@ def _env(**extra):
     return env
 
 
-def _jamgen(*args, cwd, **env):
+def _jamgen(*args, cwd, timeout=300, **env):
     return subprocess.run(
         [sys.executable, "-c", _NO_TORCH, "--env-file", str(cwd / "none.env"), *args],
         capture_output=True,
         text=True,
         env=_env(**env),
         cwd=cwd,
-        timeout=300,
+        timeout=timeout,
     )
 
 
@@ -90,30 +93,173 @@ def _write_reference(path, seconds):
     soundfile.write(str(path), (0.1 * rng.standard_normal(int(seconds * 32000))).astype(np.float32), 32000)
 
 
-def test_a_style_excerpt_that_is_too_short_is_refused_before_anything_runs(clean_env, tmp_path, capsys):
+def test_a_style_excerpt_that_is_too_short_is_refused_before_anything_runs(clean_env, tmp_path, no_engine, capsys):
     _write_reference(tmp_path / "short.wav", 1.0)
     code = main([*clean_env, "generate", "jazz", "--model", "debug-style", "--style", "short.wav", "-o", "y.wav"])
     assert code == 2
-    assert "style excerpt is 1.0 s long" in capsys.readouterr().err
+    assert capsys.readouterr().err == "error: Style needs at least 1.5 s of audio; this file has 1.0 s.\n"
+    assert no_engine == []
 
 
-def test_a_mode_the_model_cannot_do_exits_2(clean_env, tmp_path, capsys):
-    _write_reference(tmp_path / "tune.wav", 2.0)
+def test_a_style_excerpt_shorter_than_the_asked_length_is_refused(clean_env, tmp_path, no_engine, capsys):
+    _write_reference(tmp_path / "two.wav", 2.0)
+    code = main([*clean_env, "generate", "jazz", "--model", "debug-style", "--style", "two.wav", "-o", "y.wav"])
+    assert code == 2
+    assert "style excerpt is 2.0 s long" in capsys.readouterr().err
+    assert no_engine == []
+
+
+def test_a_mode_the_model_cannot_do_exits_2_before_reading_the_file(clean_env, tmp_path, no_engine, capsys):
+    (tmp_path / "tune.wav").write_bytes(_PNG)  # not audio: the model is refused before the file is read
     code = main([*clean_env, "generate", "x", "--model", "debug", "--melody", "tune.wav", "-o", "y.wav"])
     assert code == 2
     assert "cannot make melody takes" in capsys.readouterr().err
 
 
-def test_an_unwritable_format_is_refused(clean_env, tmp_path, capsys):
-    from bot.cli.generate import write_audio
-    from bot.errors import UserInputError
+@pytest.fixture
+def no_engine(monkeypatch):
+    """Fails the test if the CLI starts the engine (which would load a model)."""
+    started = []
 
-    with pytest.raises(UserInputError, match=r"\.wav or \.flac"):
-        write_audio(tmp_path / "x.mp3", np.zeros((1, 10), dtype=np.float32), 32000)
+    class _NoEngine:
+        def __init__(self, config):
+            started.append(config)
+            raise AssertionError("the engine was started")
+
+    monkeypatch.setattr("bot.cli.generate.EngineClient", _NoEngine)
+    return started
+
+
+@pytest.mark.parametrize("name", ["x.ogg", "x", "x.mp3.txt"])
+def test_an_unsupported_output_extension_exits_2_before_anything_runs(clean_env, no_engine, capsys, name):
+    code = main([*clean_env, "generate", "x", "--model", "debug", "--duration", "1", "-o", name])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: Cannot write ")
+    assert err.endswith("use an output name ending in .mp3, .wav or .flac.\n")
+    assert no_engine == []
+
+
+def test_an_output_folder_that_cannot_be_made_exits_2_before_anything_runs(clean_env, tmp_path, no_engine, capsys):
+    (tmp_path / "afile").write_text("not a folder")
+    code = main([*clean_env, "generate", "x", "--model", "debug", "--duration", "1", "-o", "afile/sub/x.mp3"])
+    assert code == 2
+    expected = f"error: Cannot write afile/sub/x.mp3: {tmp_path.resolve() / 'afile'} is a file, not a folder.\n"
+    assert capsys.readouterr().err == expected
+    assert no_engine == []
+
+
+_REJECTED_INPUTS = [
+    pytest.param("--continue", _PNG, "PNG image, not audio", id="png-named-wav"),
+    pytest.param("--style", b"", "empty (0 bytes)", id="empty"),
+    pytest.param("--melody", b"RIFF\xff\xff\x00\x00WAVEfmt ", "WAV file is damaged or cut off", id="cut-wav-header"),
+]
+
+
+@pytest.mark.parametrize(("option", "data", "says"), _REJECTED_INPUTS)
+def test_a_rejected_input_is_one_error_line_and_exit_2_without_the_engine(tmp_path, option, data, says):
+    model = {"--continue": "debug", "--style": "debug-style", "--melody": "debug-melody"}[option]
+    (tmp_path / "riff.wav").write_bytes(data)
+    result = _jamgen(
+        "generate",
+        "x",
+        "--model",
+        model,
+        option,
+        "riff.wav",
+        "-o",
+        "y.mp3",
+        cwd=tmp_path,
+        timeout=20,
+        JAMGEN_LOG_LEVEL="INFO",
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert says in lines[0]
+    # At INFO the engine logs "engine worker <pid> ready": its absence shows no worker was started.
+    assert "jamgen.engine" not in result.stderr
+    assert not (tmp_path / "y.mp3").exists()
+
+
+@pytest.mark.parametrize(("option", "data", "says"), _REJECTED_INPUTS)
+def test_a_rejected_input_never_starts_the_engine(clean_env, tmp_path, no_engine, capsys, option, data, says):
+    model = {"--continue": "debug", "--style": "debug-style", "--melody": "debug-melody"}[option]
+    (tmp_path / "riff.wav").write_bytes(data)
+    code = main([*clean_env, "generate", "x", "--model", model, option, "riff.wav", "-o", "y.wav"])
+    assert code == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert no_engine == []
+
+
+def test_a_missing_input_file_is_named(clean_env, no_engine, capsys):
+    code = main([*clean_env, "generate", "x", "--model", "debug", "--continue", "gone.wav", "-o", "y.wav"])
+    assert code == 2
+    assert capsys.readouterr().err == "error: Cannot open 'gone.wav': there is no such file.\n"
+
+
+@pytest.fixture
+def twelve_seconds(tmp_path):
+    """12 s at 44.1 kHz stereo: quiet, then a loud stretch at 6-9 s, then quiet again."""
+    rate = 44100
+    t = np.arange(12 * rate) / rate
+    mono = 0.05 * np.sin(2 * np.pi * 220 * t)
+    mono[6 * rate : 9 * rate] *= 12
+    path = tmp_path / "long.flac"
+    soundfile.write(str(path), np.stack([mono, mono], axis=1).astype(np.float32), rate)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("mode", "seconds", "loud_from"),
+    [
+        pytest.param("melody", 2.0, None, id="melody-first-duration-seconds"),
+        pytest.param("style", 3.0, 0.0, id="style-loudest-window"),
+        pytest.param("continuation", 10.0, 4.0, id="continuation-last-10-s"),
+    ],
+)
+def test_conditioning_is_decoded_at_the_models_rate_and_cut_as_the_bot_does(twelve_seconds, mode, seconds, loud_from):
+    from bot.audio import AudioLimits
+    from bot.cli.generate import load_conditioning
+    from bot.engine.registry import get_model_spec
+    from bot.engine.types import Mode, SamplingParams
+
+    spec = get_model_spec("debug")
+    sampling = SamplingParams.for_mode(Mode(mode))
+    wav, warnings = asyncio.run(
+        load_conditioning(twelve_seconds, Mode(mode), spec, 2.0, sampling, AudioLimits(timeout_s=20))
+    )
+    assert wav.dtype == np.float32
+    assert wav.shape == (spec.channels, round(seconds * spec.sample_rate))
+    assert warnings == ()
+    if loud_from is not None:
+        # Where the loud stretch (6-9 s of the file) begins inside the excerpt: style picks exactly that
+        # window; a continuation keeps 2-12 s, so it begins 4 s in.
+        loud = np.flatnonzero(np.abs(wav[0]) > 0.3)
+        assert abs(loud[0] / spec.sample_rate - loud_from) < 0.06
+
+
+@pytest.mark.slow
+def test_generate_mp3_carries_the_printed_recipe(tmp_path):
+    from bot.audio import read_recipe
+
+    result = _jamgen("generate", "test", "--model", "debug", "--duration", "2", "-o", "x.mp3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "wrote x.mp3 (2.00 s, 32000 Hz, 1 ch)" in result.stdout
+    printed_seed = int(re.search(r" seed=(\d+) ", result.stdout).group(1))
+    assert (tmp_path / "x.mp3").read_bytes()[:3] == b"ID3"
+    recipe = asyncio.run(read_recipe(tmp_path / "x.mp3"))
+    assert recipe["seed"] == printed_seed
+    assert (recipe["model"], recipe["prompt"], recipe["mode"]) == ("debug", "test", "text")
+    info = soundfile.info(str(tmp_path / "x.mp3"))
+    assert abs(info.frames / info.samplerate - 2.0) < 0.1
 
 
 @pytest.mark.slow
 def test_style_takes_with_a_seed_print_a_json_recipe(clean_env, tmp_path, capsys):
+    from bot.audio import read_recipe
+
     _write_reference(tmp_path / "ref.wav", 3.5)
     argv = [*clean_env, "generate", "jazz trio", "--model", "debug-style", "--style", "ref.wav", "--duration", "1"]
     code = main([*argv, "--takes", "2", "--seed", "7", "--eval-q", "2", "--json", "-o", "out/take.flac"])
@@ -126,7 +272,10 @@ def test_style_takes_with_a_seed_print_a_json_recipe(clean_env, tmp_path, capsys
         assert (item["cfg_coef"], item["cfg_coef_beta"], item["eval_q"]) == (3.0, 5.0, 2)
         assert item["reproducible_alone"] is True
         info = soundfile.info(str(tmp_path / item["output"]))
+        assert info.format == "FLAC"
         assert abs(info.frames - 32000) <= 1280
+        written = asyncio.run(read_recipe(tmp_path / item["output"]))
+        assert (written["seed"], written["eval_q"], written["input"]) == (item["seed"], 2, "ref.wav")
 
 
 def test_progress_bar_draws_the_mean_of_every_take(capsys):

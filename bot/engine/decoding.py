@@ -1,0 +1,37 @@
+"""How the engine decodes tokens: options of jamgen's decode loop (plain data, no torch).
+
+The loop itself is ``bot/engine/worker/decode.py``; docs/PERFORMANCE.md says what each option buys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+AUTOCAST_CHOICES = ("auto", "float16", "bfloat16", "float32")
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """Switches of the decode loop; the defaults are what the engine uses.
+
+    Args:
+        fast: decode with jamgen's loop (preallocated KV cache, cross-attention keys and values
+            computed once per window). ``False`` runs audiocraft's own ``LMModel.generate``.
+            Models the loop does not know fall back to audiocraft's loop either way.
+        cuda_graphs: on CUDA, capture the one-token decoding step as a CUDA graph and replay it.
+            Off on the CPU, where there are no graphs.
+        autocast: mixed precision on CUDA: ``auto`` keeps audiocraft's choice (float16, the dtype
+            the checkpoints are loaded in), ``bfloat16`` and ``float32`` override it (both change
+            the tokens compared with audiocraft); ``float16`` asks for audiocraft's choice explicitly.
+    """
+
+    fast: bool = True
+    cuda_graphs: bool = True
+    autocast: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.autocast not in AUTOCAST_CHOICES:
+            raise ValueError(f"autocast must be one of {', '.join(AUTOCAST_CHOICES)}, not {self.autocast!r}.")
+
+
+__all__ = ["AUTOCAST_CHOICES", "DecodeOptions"]

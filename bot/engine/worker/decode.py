@@ -1,0 +1,616 @@
+"""jamgen's decode loop: audiocraft's ``LMModel.generate`` without the per-step waste.
+
+``MusicGen`` keeps everything it does around the loop (conditions, long-form windows, prompts,
+the codec); :func:`jamgen_decoding` only swaps ``model.lm.generate`` for :func:`fast_generate`
+while a call runs. :func:`fast_generate` makes the same tokens as audiocraft (greedy: identical;
+sampling: the same draws from the same random stream), and differs in how a step is computed:
+
+* **first step unchanged**: the first model call (prompt, prepended melody/style condition) runs
+  through audiocraft's own streaming code; its keys and values are then moved into
+* **a preallocated KV cache**: one buffer per layer, sized for the whole window, that each step
+  writes one position of, where audiocraft concatenates (copies) the whole past every step;
+* **cross-attention keys and values once per window**: audiocraft projects the text condition
+  through each layer's key and value weights at every step (``StreamingMultiheadAttention``
+  with ``cross_attention=True``); they never change within a window, so they are computed once;
+* **no streaming bookkeeping**: no state dictionaries, masks, einops or host syncs per step;
+* **CUDA graphs** (on CUDA, optional): the one-token step has static shapes (the cache is used at
+  full length with a mask), is captured once per window and replayed. The first replay is checked
+  against the eager step and the loop runs eagerly if they disagree.
+
+The arithmetic of a step is audiocraft's, operation for operation, so that greedy decoding gives
+bit-identical logits on the CPU (tests/bot/engine/worker/test_decode.py compares the tokens with
+audiocraft's for the text, stereo, melody and style debug models). The static-shape step attends
+over the whole cache with masked positions, which can differ from audiocraft in the last bit.
+
+Models the loop does not know (MAGNeT, rotary embeddings, limited past context, two-step CFG,
+``sum``/``input_interpolate`` fusing, xformers attention, nn.MultiheadAttention layers) use
+audiocraft's loop: :func:`unsupported_reason` says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from audiocraft.models import MusicGen
+from audiocraft.models.lm import LMModel
+from audiocraft.modules import transformer as audiocraft_transformer
+from audiocraft.modules.conditioners import (
+    ClassifierFreeGuidanceDropout,
+    ConditioningAttributes,
+    _drop_description_condition,
+)
+from audiocraft.modules.transformer import (
+    StreamingMultiheadAttention,
+    StreamingTransformer,
+    StreamingTransformerLayer,
+    create_sin_embedding,
+)
+from audiocraft.utils import utils as audiocraft_utils
+from audiocraft.utils.autocast import TorchAutocast
+
+from bot.engine.decoding import DecodeOptions
+
+log = logging.getLogger("jamgen.engine.worker")
+
+Progress = Callable[[int, int], None]
+UNKNOWN_TOKEN = -1
+
+
+# ---------------------------------------------------------------- what the loop supports
+
+
+def _attention_problem(attn: StreamingMultiheadAttention, where: str) -> str | None:
+    """Why an attention module is outside the loop's subset (None when it is inside)."""
+    if not attn.custom:
+        return f"{where} uses nn.MultiheadAttention"
+    if attn.rope is not None:
+        return f"{where} uses rotary embeddings"
+    if attn.qk_layer_norm:
+        return f"{where} normalises queries and keys"
+    if attn.kv_repeat != 1:
+        return f"{where} repeats keys and values"
+    if attn.past_context is not None:
+        return f"{where} has a limited past context"
+    if attn.memory_efficient and audiocraft_transformer._efficient_attention_backend != "torch":
+        return f"{where} uses xformers attention"
+    return None
+
+
+def unsupported_reason(lm: LMModel) -> str | None:
+    """Why :func:`fast_generate` cannot decode for this LM, or None when it can.
+
+    Args:
+        lm: the language model.
+    """
+    if type(lm) is not LMModel:
+        return f"the LM is a {type(lm).__name__}, not audiocraft's LMModel"
+    if lm.training:
+        return "the LM is in training mode"
+    if lm._fsdp is not None:
+        return "the LM is wrapped in FSDP"
+    if lm.fuser.fuse2cond["sum"] or lm.fuser.fuse2cond["input_interpolate"]:
+        return "conditions are fused by sum or input_interpolate"
+    transformer = lm.transformer
+    if type(transformer) is not StreamingTransformer:
+        return f"the transformer is a {type(transformer).__name__}"
+    if transformer.positional_embedding != "sin":
+        return f"positional embedding {transformer.positional_embedding!r}"
+    if transformer.checkpointing != "none":
+        return "the transformer uses checkpointing"
+    for index, layer in enumerate(transformer.layers):
+        if type(layer) is not StreamingTransformerLayer:
+            return f"layer {index} is a {type(layer).__name__}"
+        problem = _attention_problem(layer.self_attn, f"layer {index}'s self-attention")
+        if problem is None and not layer.self_attn.causal:
+            problem = f"layer {index}'s self-attention is not causal"
+        if problem is None and layer.cross_attention is not None:
+            problem = _attention_problem(layer.cross_attention, f"layer {index}'s cross-attention")
+        if problem is not None:
+            return problem
+    return None
+
+
+# ---------------------------------------------------------------- precision
+
+
+def select_autocast_dtype(device_type: str, requested: str, bf16_supported: bool) -> torch.dtype | None:
+    """The autocast dtype of a generate call, or None for full precision.
+
+    Args:
+        device_type: ``cuda`` or ``cpu``.
+        requested: ``auto`` (audiocraft's choice: float16 on CUDA, none on the CPU), ``float16``,
+            ``bfloat16`` or ``float32``.
+        bf16_supported: whether the GPU computes in bfloat16 (``torch.cuda.is_bf16_supported()``).
+
+    Raises:
+        ValueError: unknown choice, float16 on the CPU, or bfloat16 on a GPU without it.
+    """
+    if requested == "auto":
+        return torch.float16 if device_type == "cuda" else None
+    if requested == "float32":
+        return None
+    if requested == "float16":
+        if device_type != "cuda":
+            raise ValueError("float16 autocast is for GPUs; use auto or bfloat16 on the CPU.")
+        return torch.float16
+    if requested == "bfloat16":
+        if device_type == "cuda" and not bf16_supported:
+            raise ValueError("This GPU does not compute in bfloat16; use auto (float16).")
+        return torch.bfloat16
+    raise ValueError(f"Unknown autocast choice {requested!r}.")
+
+
+def autocast_for(device: torch.device, requested: str) -> TorchAutocast:
+    """audiocraft's autocast wrapper for a device and an autocast choice (see :func:`select_autocast_dtype`).
+
+    Args:
+        device: the model's device.
+        requested: the choice.
+    """
+    bf16 = device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    dtype = select_autocast_dtype(device.type, requested, bf16)
+    if dtype is None:
+        return TorchAutocast(enabled=False)
+    return TorchAutocast(enabled=True, device_type=device.type, dtype=dtype)
+
+
+# ---------------------------------------------------------------- one step
+
+
+@dataclass
+class _LayerCache:
+    """One layer's keys and values: the self-attention past and, once per window, the cross-attention ones."""
+
+    keys: torch.Tensor
+    values: torch.Tensor
+    cross_keys: torch.Tensor | None = None
+    cross_values: torch.Tensor | None = None
+
+
+def _time_dim(attn: StreamingMultiheadAttention) -> int:
+    """audiocraft's layout: [b, h, t, d] (time dim 2) for SDPA, [b, t, h, d] (time dim 1) for its einsum path."""
+    return 2 if attn.memory_efficient else 1
+
+
+def _split_heads(x: torch.Tensor, heads: int, time_dim: int) -> torch.Tensor:
+    """``rearrange(x, "b t (h d) -> <layout>")``."""
+    b, t, _ = x.shape
+    x = x.view(b, t, heads, -1)
+    return x.permute(0, 2, 1, 3) if time_dim == 2 else x
+
+
+def _merge_heads(x: torch.Tensor, time_dim: int) -> torch.Tensor:
+    """``rearrange(x, "<layout> -> b t (h d)")``."""
+    if time_dim == 2:
+        x = x.permute(0, 2, 1, 3)
+    b, t, h, d = x.shape
+    return x.reshape(b, t, h * d)
+
+
+class _StepModel:
+    """The one-token decoding step of an LMModel, with the KV cache it reads and writes.
+
+    Args:
+        lm: a supported LM (see :func:`unsupported_reason`).
+        prefill_state: audiocraft's streaming state after the first model call.
+        capacity: tokens the cache holds (the first call's and every later step's).
+        cross_source: the fused cross-attention input of the window, or None.
+        static: static shapes for CUDA graphs: the step reads its position from a tensor and
+            attends over the whole cache with a mask.
+    """
+
+    def __init__(
+        self,
+        lm: LMModel,
+        prefill_state: dict[str, torch.Tensor],
+        capacity: int,
+        cross_source: torch.Tensor | None,
+        static: bool,
+    ) -> None:
+        self.lm = lm
+        self.static = static
+        self.layers: list[StreamingTransformerLayer] = list(lm.transformer.layers)
+        self.caches: list[_LayerCache] = []
+        prefill_len = 0
+        for index, layer in enumerate(self.layers):
+            attn = layer.self_attn
+            time_dim = _time_dim(attn)
+            past_keys = prefill_state[f"transformer.layers.{index}.self_attn.past_keys"]
+            past_values = prefill_state[f"transformer.layers.{index}.self_attn.past_values"]
+            prefill_len = past_keys.shape[time_dim]
+            shape = list(past_keys.shape)
+            shape[time_dim] = capacity
+            # Zeros, not empty(): a masked position still multiplies its value by 0, and 0 * NaN is NaN.
+            keys = past_keys.new_zeros(shape)
+            values = past_values.new_zeros(shape)
+            keys.narrow(time_dim, 0, prefill_len).copy_(past_keys)
+            values.narrow(time_dim, 0, prefill_len).copy_(past_values)
+            cache = _LayerCache(keys, values)
+            if layer.cross_attention is not None:
+                assert cross_source is not None
+                cache.cross_keys, cache.cross_values = self._cross_kv(layer.cross_attention, cross_source)
+            self.caches.append(cache)
+        self.length = prefill_len
+        device = self.caches[0].keys.device
+        # The step's position as a tensor, so that a captured graph reads the current one.
+        self.position = torch.full((1,), prefill_len, dtype=torch.long, device=device)
+        self.key_positions = torch.arange(capacity, device=device)
+        self.capacity = capacity
+
+    @staticmethod
+    def _cross_kv(attn: StreamingMultiheadAttention, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cross-attention keys and values, exactly as audiocraft computes them at every step."""
+        dim = attn.in_proj_weight.shape[0] // 3
+        bias = attn.in_proj_bias
+        bias_k = None if bias is None else bias[dim : 2 * dim]
+        bias_v = None if bias is None else bias[2 * dim :]
+        k = F.linear(source, attn.in_proj_weight[dim : 2 * dim], bias_k)
+        v = F.linear(source, attn.in_proj_weight[2 * dim :], bias_v)
+        time_dim = _time_dim(attn)
+        return _split_heads(k, attn.num_heads, time_dim), _split_heads(v, attn.num_heads, time_dim)
+
+    # -------------------------------------------------------- attention
+
+    def _attend(
+        self,
+        attn: StreamingMultiheadAttention,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        mask: torch.Tensor | None,
+        out_dtype: torch.dtype,
+    ) -> torch.Tensor:
+        """audiocraft's attention arithmetic for one query step (``StreamingMultiheadAttention.forward``)."""
+        time_dim = _time_dim(attn)
+        if attn.attention_as_float32:
+            q, k, v = q.float(), k.float(), v.float()
+        if attn.memory_efficient:
+            # One query and no mask: audiocraft calls SDPA with is_causal=False.
+            x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=0.0)
+        else:
+            q = q / q.shape[-1] ** 0.5
+            # Like audiocraft while streaming: the scores in float32 on CUDA (safe_streaming).
+            if attn.safe_streaming and q.device.type == "cuda":
+                with torch.autocast(device_type="cuda", dtype=torch.float32):
+                    scores = torch.einsum("b t h d,b k h d-> b h t k", q, k)
+            else:
+                scores = torch.einsum("b t h d,b k h d-> b h t k", q, k)
+            if mask is not None:
+                scores = scores.masked_fill(~mask, float("-inf"))
+            weights = torch.softmax(scores, dim=-1).to(v)
+            x = torch.einsum("b h t k, b k h d -> b t h d", weights, v)
+        x = x.to(out_dtype)
+        return attn.out_proj(_merge_heads(x, time_dim))
+
+    def _self_attention(self, index: int, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        attn = self.layers[index].self_attn
+        cache = self.caches[index]
+        time_dim = _time_dim(attn)
+        projected = F.linear(x, attn.in_proj_weight, attn.in_proj_bias)
+        b, t, _ = projected.shape
+        packed = projected.view(b, t, 3, attn.num_heads, -1)
+        if time_dim == 2:
+            packed = packed.permute(0, 3, 2, 1, 4)  # b h p t d
+        q, k, v = packed.unbind(dim=2)
+        if self.static:
+            cache.keys.index_copy_(time_dim, self.position, k)
+            cache.values.index_copy_(time_dim, self.position, v)
+            keys, values = cache.keys, cache.values
+        else:
+            cache.keys.narrow(time_dim, self.length, 1).copy_(k)
+            cache.values.narrow(time_dim, self.length, 1).copy_(v)
+            keys = cache.keys.narrow(time_dim, 0, self.length + 1)
+            values = cache.values.narrow(time_dim, 0, self.length + 1)
+        return self._attend(attn, q, keys, values, mask, x.dtype)
+
+    def _cross_attention(self, index: int, query: torch.Tensor) -> torch.Tensor:
+        attn = self.layers[index].cross_attention
+        assert attn is not None
+        cache = self.caches[index]
+        assert cache.cross_keys is not None
+        assert cache.cross_values is not None
+        dim = attn.in_proj_weight.shape[0] // 3
+        bias_q = None if attn.in_proj_bias is None else attn.in_proj_bias[:dim]
+        q = F.linear(query, attn.in_proj_weight[:dim], bias_q)
+        q = _split_heads(q, attn.num_heads, _time_dim(attn))
+        return self._attend(attn, q, cache.cross_keys, cache.cross_values, None, query.dtype)
+
+    # -------------------------------------------------------- the step
+
+    def logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits [rows, K, 1, card] for the next position, after writing ``tokens`` [rows, K, 1] into the cache.
+
+        Mirrors ``LMModel.forward`` → ``StreamingTransformer.forward`` →
+        ``StreamingTransformerLayer.forward`` for one streamed step.
+
+        Args:
+            tokens: the codes of the current position (special tokens where the pattern has none).
+        """
+        lm = self.lm
+        n_q = tokens.shape[1]
+        x = sum([lm.emb[k](tokens[:, k]) for k in range(n_q)])
+        transformer = lm.transformer
+        positions = self.position.view(-1, 1, 1)
+        pos_emb = create_sin_embedding(positions, x.shape[-1], max_period=transformer.max_period, dtype=x.dtype)
+        x = x + transformer.positional_scale * pos_emb
+        mask = (self.key_positions <= self.position).view(1, 1, 1, -1) if self.static else None
+        for index, layer in enumerate(self.layers):
+            has_cross = layer.cross_attention is not None
+            if layer.norm_first:
+                x = x + layer.layer_scale_1(self._self_attention(index, layer.norm1(x), mask))
+                if has_cross:
+                    x = x + layer.layer_scale_cross(self._cross_attention(index, layer.norm_cross(x)))
+                x = x + layer.layer_scale_2(layer._ff_block(layer.norm2(x)))
+            else:
+                src = x
+                x = layer.norm1(x + layer.layer_scale_1(self._self_attention(index, x, mask)))
+                if has_cross:
+                    # audiocraft's post-norm layer feeds the layer's input (src) to the cross-attention.
+                    x = layer.norm_cross(x + layer.layer_scale_cross(self._cross_attention(index, src)))
+                x = layer.norm2(x + layer.layer_scale_2(layer._ff_block(x)))
+        if lm.out_norm:
+            x = lm.out_norm(x)
+        return torch.stack([lm.linears[k](x) for k in range(n_q)], dim=1)
+
+    def advance(self) -> None:
+        """Move to the next position (after :meth:`logits` wrote the current one)."""
+        self.length += 1
+        self.position.fill_(self.length)
+
+
+class _GraphedStep:
+    """The one-token step captured as a CUDA graph: copy the tokens in, replay, read the logits.
+
+    Args:
+        step: a static-shape step model on CUDA.
+        tokens: the first step's tokens [rows, K, 1].
+    """
+
+    def __init__(self, step: _StepModel, tokens: torch.Tensor) -> None:
+        self.step = step
+        self.tokens = tokens.clone()
+        enabled = torch.is_autocast_enabled("cuda")
+        dtype = torch.get_autocast_dtype("cuda")
+        # Autocast's weight-cast cache does not survive a captured region: capture without it.
+        autocast = functools.partial(torch.autocast, "cuda", dtype=dtype, enabled=enabled, cache_enabled=False)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side), autocast():
+            # Warm-up writes this position's keys and values, the same ones the replay writes again.
+            for _ in range(2):
+                eager = step.logits(self.tokens)
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph), autocast():
+            self.output = step.logits(self.tokens)
+        self.graph.replay()
+        scale = float(eager.float().abs().max()) or 1.0
+        error = float((self.output.float() - eager.float()).abs().max())
+        if not error <= 1e-2 * scale:
+            raise RuntimeError(f"the captured step disagrees with the eager one (max error {error:.3g})")
+
+    def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
+        self.tokens.copy_(tokens)
+        self.graph.replay()
+        return self.output
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def _guided_logits(
+    all_logits: torch.Tensor, batch: int, cfg_coef: float, cfg_coef_beta: float | None, conditioned: bool
+) -> torch.Tensor:
+    """Classifier-free guidance and the last position, as ``LMModel._sample_next_token``: [B, K, card]."""
+    if not conditioned:
+        logits = all_logits
+    elif cfg_coef_beta is not None:
+        cond_logits, wav_logits, uncond_logits = all_logits.split(batch, dim=0)
+        logits = uncond_logits + cfg_coef * (wav_logits + cfg_coef_beta * (cond_logits - wav_logits) - uncond_logits)
+    else:
+        cond_logits, uncond_logits = all_logits.split(batch, dim=0)
+        logits = uncond_logits + (cond_logits - uncond_logits) * cfg_coef
+    logits = logits.permute(0, 1, 3, 2)
+    return logits[..., -1]
+
+
+def _pick(logits: torch.Tensor, use_sampling: bool, temp: float, top_k: int, top_p: float) -> torch.Tensor:
+    """The next token [B, K, 1], drawn exactly as ``LMModel._sample_next_token`` draws it."""
+    if use_sampling and temp > 0.0:
+        probs = torch.softmax(logits / temp, dim=-1)
+        if top_p > 0.0:
+            return audiocraft_utils.sample_top_p(probs, p=top_p)
+        if top_k > 0:
+            return audiocraft_utils.sample_top_k(probs, k=top_k)
+        return audiocraft_utils.multinomial(probs, num_samples=1)
+    return torch.argmax(logits, dim=-1, keepdim=True)
+
+
+def _cfg_conditions(
+    lm: LMModel, conditions: list[ConditioningAttributes], cfg_coef_beta: float | None
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The condition tensors of the call, conditional and null rows stacked, as ``LMModel.generate`` builds them."""
+    if not conditions:
+        return {}
+    if cfg_coef_beta is not None:
+        wav_conditions = _drop_description_condition(conditions)
+        null_conditions = ClassifierFreeGuidanceDropout(p=1.0)(conditions)
+        conditions = conditions + wav_conditions + null_conditions
+    else:
+        null_conditions = ClassifierFreeGuidanceDropout(p=1.0)(conditions)
+        conditions = conditions + null_conditions
+    return lm.condition_provider(lm.condition_provider.tokenize(conditions))
+
+
+@torch.no_grad()
+def fast_generate(
+    lm: LMModel,
+    prompt: torch.Tensor | None = None,
+    conditions: list[ConditioningAttributes] | None = None,
+    num_samples: int | None = None,
+    max_gen_len: int = 256,
+    use_sampling: bool = True,
+    temp: float = 1.0,
+    top_k: int = 250,
+    top_p: float = 0.0,
+    cfg_coef: float | None = None,
+    cfg_coef_beta: float | None = None,
+    two_step_cfg: bool | None = None,
+    remove_prompts: bool = False,
+    check: bool = False,
+    callback: Progress | None = None,
+    *,
+    options: DecodeOptions | None = None,
+) -> torch.Tensor:
+    """``LMModel.generate`` with jamgen's step (same arguments, same tokens).
+
+    Args:
+        lm: the LM.
+        prompt: prompt codes [B, K, T].
+        conditions: one ConditioningAttributes per row.
+        num_samples: rows when there is neither prompt nor conditions.
+        max_gen_len: frames of the window.
+        use_sampling: sample (else argmax).
+        temp: sampling temperature.
+        top_k: top-k sampling.
+        top_p: top-p sampling (wins over top_k when > 0).
+        cfg_coef: classifier-free guidance coefficient (None: the LM's).
+        cfg_coef_beta: double CFG coefficient (MusicGen-Style), or None.
+        two_step_cfg: separate conditional and unconditional passes (audiocraft's loop does these).
+        remove_prompts: drop the prompt from the output.
+        check: run audiocraft's extra checks (audiocraft's loop does these).
+        callback: progress, (steps done, steps in the window).
+        options: decode switches (None: the defaults).
+    """
+    options = options or DecodeOptions()
+    conditions = list(conditions or [])
+    two_step_cfg = lm.two_step_cfg if two_step_cfg is None else two_step_cfg
+    reason = unsupported_reason(lm)
+    if reason is None and two_step_cfg and conditions:
+        reason = "two-step CFG"
+    if reason is None and check:
+        reason = "checks requested"
+    if reason is None and cfg_coef_beta is not None and not conditions:
+        reason = "double CFG without conditions"
+    if reason is not None:
+        log.debug("audiocraft's decode loop: %s", reason)
+        return LMModel.generate(
+            lm, prompt, conditions, num_samples, max_gen_len, use_sampling, temp, top_k, top_p,
+            cfg_coef, cfg_coef_beta, two_step_cfg, remove_prompts, check, callback,
+        )  # fmt: skip
+
+    assert not lm.training, "generation shouldn't be used in training mode."
+    device = next(iter(lm.parameters())).device
+    if num_samples is None:
+        num_samples = prompt.shape[0] if prompt is not None else len(conditions) if conditions else 1
+    cfg_coef = lm.cfg_coef if cfg_coef is None else cfg_coef
+    cfg_conditions = _cfg_conditions(lm, conditions, cfg_coef_beta)
+    conditioned = bool(cfg_conditions)
+    copies = (3 if cfg_coef_beta is not None else 2) if conditioned else 1
+
+    if prompt is None:
+        prompt = torch.zeros((num_samples, lm.num_codebooks, 0), dtype=torch.long, device=device)
+    batch, codebooks, start_offset = prompt.shape
+    assert start_offset < max_gen_len
+    pattern = lm.pattern_provider.get_pattern(max_gen_len)
+    gen_codes = torch.full((batch, codebooks, max_gen_len), UNKNOWN_TOKEN, dtype=torch.long, device=device)
+    gen_codes[..., :start_offset] = prompt
+    gen_sequence, _indexes, mask = pattern.build_pattern_sequence(gen_codes, lm.special_token_id)
+    start = pattern.get_first_step_with_timesteps(start_offset)
+    assert start is not None
+    steps_total = gen_sequence.shape[-1]
+
+    def place(offset: int, next_token: torch.Tensor) -> None:
+        """Write a sampled token as LMModel.generate does (special token where the pattern has none, prompt kept)."""
+        valid = mask[..., offset : offset + 1].expand(batch, -1, -1)
+        next_token = torch.where(valid, next_token, lm.special_token_id)
+        current = gen_sequence[..., offset : offset + 1]
+        gen_sequence[..., offset : offset + 1] = torch.where(current == UNKNOWN_TOKEN, next_token, current)
+        if callback is not None:
+            callback(1 + offset - start, steps_total - start)
+
+    # First model call: audiocraft's own streaming forward (prompt and prepended conditions), then its state.
+    with lm.streaming():
+        first = lm._sample_next_token(
+            gen_sequence[..., :start], cfg_conditions, {}, use_sampling, temp, top_k, top_p,
+            cfg_coef=cfg_coef, cfg_coef_beta=cfg_coef_beta, two_step_cfg=False,
+        )  # fmt: skip
+        prefill_state = {k: v for k, v in lm.get_streaming_state().items() if "past_" in k}
+    place(start, first)
+    if start + 1 < steps_total:
+        cross_source = None
+        if lm.fuser.fuse2cond["cross"]:
+            probe = torch.zeros(batch * copies, 1, lm.dim, device=device)
+            _, cross_source = lm.fuser(probe, cfg_conditions)
+        some_keys = next(iter(prefill_state.values()))
+        prefill_len = some_keys.shape[_time_dim(lm.transformer.layers[0].self_attn)]
+        capacity = prefill_len + steps_total - start - 1
+        use_graphs = options.cuda_graphs and device.type == "cuda"
+        step = _StepModel(lm, prefill_state, capacity, cross_source, static=use_graphs)
+        del prefill_state
+        graphed: _GraphedStep | None = None
+        for offset in range(start + 1, steps_total):
+            tokens = gen_sequence[..., offset - 1 : offset].repeat(copies, 1, 1)
+            if use_graphs and graphed is None:
+                try:
+                    graphed = _GraphedStep(step, tokens)
+                except Exception as exc:
+                    log.warning("CUDA graph capture failed, decoding eagerly: %s", exc)
+                    use_graphs = False
+            all_logits = graphed(tokens) if graphed is not None else step.logits(tokens)
+            logits = _guided_logits(all_logits, batch, cfg_coef, cfg_coef_beta, conditioned)
+            place(offset, _pick(logits, use_sampling, temp, top_k, top_p))
+            step.advance()
+        del step, graphed
+
+    assert not (gen_sequence == UNKNOWN_TOKEN).any()
+    out_codes, _out_indexes, out_mask = pattern.revert_pattern_sequence(gen_sequence, special_token=UNKNOWN_TOKEN)
+    assert (out_codes[..., :max_gen_len] != UNKNOWN_TOKEN).all()
+    assert (out_mask[..., :max_gen_len] == 1).all()
+    out_start = start_offset if remove_prompts else 0
+    out_codes = out_codes[..., out_start:max_gen_len]
+    assert (out_codes >= 0).all()
+    assert (out_codes <= lm.card).all()
+    return out_codes
+
+
+@contextlib.contextmanager
+def jamgen_decoding(model: MusicGen, options: DecodeOptions | None = None) -> Iterator[bool]:
+    """Decode ``model``'s tokens with :func:`fast_generate` inside the block; yields whether it does.
+
+    Everything else in ``MusicGen.generate*`` (conditions, windows, prompts, the codec) stays
+    audiocraft's. With ``options.fast`` off, or a model the loop does not support, the block runs
+    audiocraft's loop and yields False.
+
+    Args:
+        model: the model.
+        options: decode switches (None: the defaults).
+    """
+    options = options or DecodeOptions()
+    lm = model.lm
+    reason = None if options.fast else "switched off"
+    reason = reason or unsupported_reason(lm)
+    if reason is not None:
+        log.info("decoding %s with audiocraft's loop: %s", model.name, reason)
+        yield False
+        return
+    lm.generate = functools.partial(fast_generate, lm, options=options)  # type: ignore[method-assign]
+    try:
+        yield True
+    finally:
+        del lm.generate
+
+
+__all__ = [
+    "autocast_for",
+    "fast_generate",
+    "jamgen_decoding",
+    "select_autocast_dtype",
+    "unsupported_reason",
+]
