@@ -27,6 +27,9 @@ format: install-dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+fuzz: install-dev
+	JAMGEN_FUZZ_SECONDS=$${JAMGEN_FUZZ_SECONDS:-60} $(PY) -m pytest tests/reliability/test_fuzz_audio.py -q
+
 bench: install-dev
 	$(PY) bench/audio.py --quick
 

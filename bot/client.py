@@ -84,6 +84,9 @@ class JamBot(commands.Bot):
         self.result_view: Callable[[Job, int], discord.ui.View] = lambda job, takes: discord.ui.View()
         self.progress_view: Callable[[str], discord.ui.View] = lambda job_id: discord.ui.View()
 
+    async def on_message(self, message: discord.Message, /) -> None:
+        """jamgen has no prefix commands: messages only matter to the reply-to-remix listener."""
+
     @property
     def user_id(self) -> int | None:
         """The bot's own user id once logged in."""
@@ -348,7 +351,8 @@ class DiscordDeliverer:
             raise RuntimeError(f"job {job.id} has no channel to deliver to")
         channel = self.bot.get_channel(job.channel_id) or await self.bot.fetch_channel(job.channel_id)
         assert isinstance(channel, discord.abc.Messageable)
-        reference = job.progress_message_id or job.reply_to_message_id
+        # Reply to the member's own message (reply-to-remix); an interaction's private progress can't be replied to.
+        reference = job.reply_to_message_id
         return await channel.send(
             reference=discord.MessageReference(
                 message_id=reference, channel_id=job.channel_id, fail_if_not_exists=False

@@ -65,7 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """
     parser.add_argument("prompt", nargs="?", default="", help="what the music is like ('' = unconditional)")
     parser.add_argument("--model", help="model name (default: JAMGEN_DEFAULT_MODEL); see `jamgen models`")
-    parser.add_argument("--duration", type=float, help="seconds of audio (default: JAMGEN_DEFAULT_DURATION)")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        help="seconds of new music (default: JAMGEN_DEFAULT_DURATION); a continuation adds its prompt (last 10 s)",
+    )
     audio = parser.add_mutually_exclusive_group()
     audio.add_argument("--melody", type=Path, metavar="FILE", help="follow the melody of this audio file")
     audio.add_argument("--style", type=Path, metavar="FILE", help="make music in the style of this excerpt")
@@ -226,6 +230,16 @@ async def build_requests(
         limits = audio.AudioLimits.from_settings(settings)
         with _quiet_audio_logs():
             conditioning, warnings = await load_conditioning(input_path, mode, spec, duration, sampling, limits)
+        if mode == Mode.CONTINUATION:
+            # As in the bot: the prompt is kept at the start of the output and --duration counts the new music.
+            prompt_s = conditioning.shape[-1] / spec.sample_rate
+            if duration + prompt_s > settings.max_duration:
+                raise UserInputError(
+                    f"With the {prompt_s:.0f} s it continues from, the track would be {duration + prompt_s:.0f} s "
+                    f"long; the limit is {settings.max_duration} s. Ask for at most "
+                    f"{max(1, int(settings.max_duration - prompt_s))} s."
+                )
+            duration += prompt_s
     requests = [
         GenerationRequest(
             request_id=f"cli:{take}",

@@ -18,8 +18,11 @@ class DecodeOptions:
         fast: decode with jamgen's loop (preallocated KV cache, cross-attention keys and values
             computed once per window). ``False`` runs audiocraft's own ``LMModel.generate``.
             Models the loop does not know fall back to audiocraft's loop either way.
-        cuda_graphs: on CUDA, capture the one-token decoding step as a CUDA graph and replay it.
-            Off on the CPU, where there are no graphs.
+        cuda_graphs: on CUDA, capture the one-token decoding step as CUDA graphs and replay them.
+            Ignored on the CPU, where there are no graphs.
+        graph_bucket: cache positions per captured graph: a graph has fixed shapes, so it attends
+            over a fixed length of the KV cache (positions not written yet are masked); a window
+            of 1500 steps is captured as 6 graphs of 256, 512, … positions.
         autocast: mixed precision on CUDA: ``auto`` keeps audiocraft's choice (float16, the dtype
             the checkpoints are loaded in), ``bfloat16`` and ``float32`` override it (both change
             the tokens compared with audiocraft); ``float16`` asks for audiocraft's choice explicitly.
@@ -27,9 +30,12 @@ class DecodeOptions:
 
     fast: bool = True
     cuda_graphs: bool = True
+    graph_bucket: int = 256
     autocast: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.graph_bucket < 1:
+            raise ValueError("graph_bucket must be at least 1.")
         if self.autocast not in AUTOCAST_CHOICES:
             raise ValueError(f"autocast must be one of {', '.join(AUTOCAST_CHOICES)}, not {self.autocast!r}.")
 

@@ -103,7 +103,7 @@ class JamWorld:
         config = ServiceConfig.from_settings(self.settings)
         self.service = JamService(config, self.store, self.engine, deliverer=None)  # type: ignore[arg-type]
         self.bot = build_bot(self.settings, self.service, guild_ready_timeout=0.05)
-        self.run = await self.start_bot(self.bot)
+        self.run = await self.start_bot(self.bot, ready_timeout=60)
 
     async def shutdown(self) -> None:
         """Stop the bot (which drains the service) and close the store."""

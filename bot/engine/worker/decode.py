@@ -36,7 +36,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from audiocraft.models import MusicGen
 from audiocraft.models.lm import LMModel
 from audiocraft.modules import transformer as audiocraft_transformer
@@ -53,6 +52,7 @@ from audiocraft.modules.transformer import (
 )
 from audiocraft.utils import utils as audiocraft_utils
 from audiocraft.utils.autocast import TorchAutocast
+from torch.nn import functional as F  # noqa: N812 (the usual name)
 
 from bot.engine.decoding import DecodeOptions
 
@@ -202,7 +202,7 @@ class _StepModel:
         capacity: tokens the cache holds (the first call's and every later step's).
         cross_source: the fused cross-attention input of the window, or None.
         static: static shapes for CUDA graphs: the step reads its position from a tensor and
-            attends over the whole cache with a mask.
+            attends over the first :attr:`window` cache positions with a mask.
     """
 
     def __init__(
@@ -242,6 +242,8 @@ class _StepModel:
         self.position = torch.full((1,), prefill_len, dtype=torch.long, device=device)
         self.key_positions = torch.arange(capacity, device=device)
         self.capacity = capacity
+        # Static shapes attend over this many cache positions (a multiple of the graph bucket).
+        self.window = capacity
 
     @staticmethod
     def _cross_kv(attn: StreamingMultiheadAttention, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -277,7 +279,8 @@ class _StepModel:
             q = q / q.shape[-1] ** 0.5
             # Like audiocraft while streaming: the scores in float32 on CUDA (safe_streaming).
             if attn.safe_streaming and q.device.type == "cuda":
-                with torch.autocast(device_type="cuda", dtype=torch.float32):
+                # (No autocast cache: it would not survive graph capture, and activations are never cached.)
+                with torch.autocast(device_type="cuda", dtype=torch.float32, cache_enabled=False):
                     scores = torch.einsum("b t h d,b k h d-> b h t k", q, k)
             else:
                 scores = torch.einsum("b t h d,b k h d-> b h t k", q, k)
@@ -301,7 +304,8 @@ class _StepModel:
         if self.static:
             cache.keys.index_copy_(time_dim, self.position, k)
             cache.values.index_copy_(time_dim, self.position, v)
-            keys, values = cache.keys, cache.values
+            keys = cache.keys.narrow(time_dim, 0, self.window)
+            values = cache.values.narrow(time_dim, 0, self.window)
         else:
             cache.keys.narrow(time_dim, self.length, 1).copy_(k)
             cache.values.narrow(time_dim, self.length, 1).copy_(v)
@@ -339,7 +343,9 @@ class _StepModel:
         positions = self.position.view(-1, 1, 1)
         pos_emb = create_sin_embedding(positions, x.shape[-1], max_period=transformer.max_period, dtype=x.dtype)
         x = x + transformer.positional_scale * pos_emb
-        mask = (self.key_positions <= self.position).view(1, 1, 1, -1) if self.static else None
+        mask = None
+        if self.static:
+            mask = (self.key_positions[: self.window] <= self.position).view(1, 1, 1, -1)
         for index, layer in enumerate(self.layers):
             has_cross = layer.cross_attention is not None
             if layer.norm_first:
@@ -358,23 +364,46 @@ class _StepModel:
             x = lm.out_norm(x)
         return torch.stack([lm.linears[k](x) for k in range(n_q)], dim=1)
 
+    def fit_window(self, bucket: int) -> int:
+        """Set :attr:`window` to the current position rounded up to a multiple of ``bucket`` (static shapes).
+
+        Args:
+            bucket: cache positions per static shape.
+        """
+        needed = self.length + 1
+        self.window = min(self.capacity, -(-needed // max(1, bucket)) * max(1, bucket))
+        return self.window
+
     def advance(self) -> None:
         """Move to the next position (after :meth:`logits` wrote the current one)."""
         self.length += 1
         self.position.fill_(self.length)
 
 
-class _GraphedStep:
-    """The one-token step captured as a CUDA graph: copy the tokens in, replay, read the logits.
+class _GraphedSteps:
+    """The one-token step captured as CUDA graphs, one per bucket of cache length.
+
+    A graph's shapes are fixed, so each attends over a fixed number of cache positions (masking
+    the ones not written yet). One graph for the whole window would read the whole cache at every
+    step; a graph per ``bucket`` positions reads at most ``bucket`` positions more than needed.
+    The graphs share one memory pool (they never run at the same time) and one token buffer.
 
     Args:
         step: a static-shape step model on CUDA.
-        tokens: the first step's tokens [rows, K, 1].
+        tokens: the first step's tokens [rows, K, 1] (shape and dtype of every step's).
+        bucket: cache positions per graph.
     """
 
-    def __init__(self, step: _StepModel, tokens: torch.Tensor) -> None:
+    def __init__(self, step: _StepModel, tokens: torch.Tensor, bucket: int) -> None:
         self.step = step
+        self.bucket = bucket
         self.tokens = tokens.clone()
+        self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
+        self.pool: object | None = None
+
+    def _capture(self) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
+        """Capture the step at the step model's current window (set by ``fit_window``)."""
+        step = self.step
         enabled = torch.is_autocast_enabled("cuda")
         dtype = torch.get_autocast_dtype("cuda")
         # Autocast's weight-cast cache does not survive a captured region: capture without it.
@@ -386,19 +415,26 @@ class _GraphedStep:
             for _ in range(2):
                 eager = step.logits(self.tokens)
         torch.cuda.current_stream().wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph), autocast():
-            self.output = step.logits(self.tokens)
-        self.graph.replay()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self.pool), autocast():
+            output = step.logits(self.tokens)
+        self.pool = graph.pool()
+        graph.replay()
         scale = float(eager.float().abs().max()) or 1.0
-        error = float((self.output.float() - eager.float()).abs().max())
+        error = float((output.float() - eager.float()).abs().max())
         if not error <= 1e-2 * scale:
             raise RuntimeError(f"the captured step disagrees with the eager one (max error {error:.3g})")
+        return graph, output
 
     def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits of the step at the step model's position (see :meth:`_StepModel.logits`)."""
         self.tokens.copy_(tokens)
-        self.graph.replay()
-        return self.output
+        window = self.step.fit_window(self.bucket)
+        if window not in self.graphs:
+            self.graphs[window] = self._capture()
+        graph, output = self.graphs[window]
+        graph.replay()
+        return output
 
 
 # ---------------------------------------------------------------- the loop
@@ -467,6 +503,7 @@ def fast_generate(
     callback: Progress | None = None,
     *,
     options: DecodeOptions | None = None,
+    static: bool | None = None,
 ) -> torch.Tensor:
     """``LMModel.generate`` with jamgen's step (same arguments, same tokens).
 
@@ -487,6 +524,8 @@ def fast_generate(
         check: run audiocraft's extra checks (audiocraft's loop does these).
         callback: progress, (steps done, steps in the window).
         options: decode switches (None: the defaults).
+        static: the static-shape step of CUDA graphs (None: when graphs are used). Tests run it
+            eagerly on the CPU.
     """
     options = options or DecodeOptions()
     conditions = list(conditions or [])
@@ -552,18 +591,23 @@ def fast_generate(
         prefill_len = some_keys.shape[_time_dim(lm.transformer.layers[0].self_attn)]
         capacity = prefill_len + steps_total - start - 1
         use_graphs = options.cuda_graphs and device.type == "cuda"
-        step = _StepModel(lm, prefill_state, capacity, cross_source, static=use_graphs)
+        step = _StepModel(lm, prefill_state, capacity, cross_source, static=use_graphs if static is None else static)
         del prefill_state
-        graphed: _GraphedStep | None = None
+        graphed: _GraphedSteps | None = None
         for offset in range(start + 1, steps_total):
             tokens = gen_sequence[..., offset - 1 : offset].repeat(copies, 1, 1)
-            if use_graphs and graphed is None:
+            all_logits = None
+            if use_graphs:
                 try:
-                    graphed = _GraphedStep(step, tokens)
+                    graphed = graphed or _GraphedSteps(step, tokens, options.graph_bucket)
+                    all_logits = graphed(tokens)
                 except Exception as exc:
                     log.warning("CUDA graph capture failed, decoding eagerly: %s", exc)
-                    use_graphs = False
-            all_logits = graphed(tokens) if graphed is not None else step.logits(tokens)
+                    use_graphs, graphed = False, None
+            if all_logits is None:
+                if step.static:
+                    step.fit_window(options.graph_bucket)
+                all_logits = step.logits(tokens)
             logits = _guided_logits(all_logits, batch, cfg_coef, cfg_coef_beta, conditioned)
             place(offset, _pick(logits, use_sampling, temp, top_k, top_p))
             step.advance()

@@ -1,14 +1,16 @@
-"""One model generate call for a group of compatible requests: the decode loop lives here.
+"""One model generate call for a group of compatible requests.
 
-Everything about *how* tokens are decoded is in this module so that a faster decode path
-(KV-cache reuse, CUDA graphs) can replace :func:`run_call` later without touching the worker's
-supervision, batching or fault handling. Today it drives audiocraft's own ``MusicGen.generate*``.
+:func:`run_call` drives audiocraft's ``MusicGen.generate*`` (conditions, long-form windows,
+prompts, the codec) with jamgen's decode loop in place of ``LMModel.generate``
+(:mod:`bot.engine.worker.decode`: preallocated KV cache, cross-attention keys and values once
+per window, CUDA graphs on a GPU; the same tokens as audiocraft's loop).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +18,9 @@ import torch
 from audiocraft.data.audio_utils import convert_audio
 from audiocraft.models import MusicGen
 
+from bot.engine.decoding import DecodeOptions
 from bot.engine.types import GenerationRequest, Mode
+from bot.engine.worker.decode import autocast_for, jamgen_decoding
 from bot.engine.worker.models import EXTEND_STRIDE_RATIO, seed_everything
 
 StepCallback = Callable[[int, int], None]
@@ -102,7 +106,27 @@ def _loop_to(wav: torch.Tensor, length: int) -> torch.Tensor:
     return wav.repeat(1, repeats)[..., :length]
 
 
-def run_call(model: MusicGen, rows: Sequence[GenerationRequest], seed: int, on_step: StepCallback) -> CallOutput:
+@contextlib.contextmanager
+def _autocast_choice(model: MusicGen, choice: str) -> Iterator[None]:
+    """Use another autocast dtype than audiocraft's for one call (``auto`` keeps audiocraft's)."""
+    if choice == "auto":
+        yield
+        return
+    stock = model.autocast
+    model.autocast = autocast_for(model.device, choice)
+    try:
+        yield
+    finally:
+        model.autocast = stock
+
+
+def run_call(
+    model: MusicGen,
+    rows: Sequence[GenerationRequest],
+    seed: int,
+    on_step: StepCallback,
+    options: DecodeOptions | None = None,
+) -> CallOutput:
     """Generate one take per row in a single model call.
 
     The rows share model, mode, duration and sampling parameters (their batch key); prompts and
@@ -119,7 +143,9 @@ def run_call(model: MusicGen, rows: Sequence[GenerationRequest], seed: int, on_s
         rows: the requests, all with the same batch key.
         seed: the seed of this call.
         on_step: progress callback, (steps done, steps in all).
+        options: decode switches (None: the defaults, jamgen's loop).
     """
+    options = options or DecodeOptions()
     first = rows[0]
     sampling, mode, duration = first.sampling, first.mode, first.duration
     model.set_generation_params(
@@ -165,7 +191,7 @@ def run_call(model: MusicGen, rows: Sequence[GenerationRequest], seed: int, on_s
     model.set_custom_progress_callback(step)
     seed_everything(seed)
     started = time.monotonic()
-    with torch.no_grad():
+    with torch.no_grad(), _autocast_choice(model, options.autocast), jamgen_decoding(model, options):
         if mode == Mode.CONTINUATION:
             assert prompt is not None
             out = model.generate_continuation(prompt, model.sample_rate, descriptions, progress=True)

@@ -18,11 +18,11 @@ Two stand-ins, because the real parts are downloads:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
-from audiocraft.models import MusicGen
-from audiocraft.models import builders
+from audiocraft.models import MusicGen, builders
 from omegaconf import OmegaConf
 
 from bot.engine.worker.models import _patched, _start_from_random_codes
@@ -196,6 +196,34 @@ def lm_parameter_bytes(model: MusicGen) -> int:
     return sum(p.numel() * p.element_size() for p in lm.parameters() if id(p) not in skip)
 
 
+def memory_bandwidth_gbs(device: torch.device, megabytes: int = 512, repeats: int = 5) -> float:
+    """Measured memory bandwidth of a device in GB/s: a large copy, read and write bytes counted, best of ``repeats``.
+
+    Args:
+        device: the device.
+        megabytes: size of the copied buffer.
+        repeats: copies timed.
+    """
+    source = torch.ones(megabytes * 2**20 // 4, dtype=torch.float32, device=device)
+    target = torch.empty_like(source)
+    target.copy_(source)  # touch the pages first
+    best = float("inf")
+    for _ in range(repeats):
+        if device.type == "cuda":
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            begin.record()
+            target.copy_(source)
+            end.record()
+            end.synchronize()
+            seconds = begin.elapsed_time(end) / 1000
+        else:
+            started = time.perf_counter()
+            target.copy_(source)
+            seconds = time.perf_counter() - started
+        best = min(best, seconds)
+    return 2 * source.numel() * source.element_size() / best / 1e9
+
+
 def build_sized_model(size: str, device: torch.device, seed: int = 0) -> MusicGen:
     """A MusicGen of a released size with random weights and the real codec shape.
 
@@ -230,4 +258,4 @@ def build_sized_model(size: str, device: torch.device, seed: int = 0) -> MusicGe
     return model
 
 
-__all__ = ["MODEL_SHAPES", "ModelShape", "build_sized_model", "lm_parameter_bytes"]
+__all__ = ["MODEL_SHAPES", "ModelShape", "build_sized_model", "lm_parameter_bytes", "memory_bandwidth_gbs"]

@@ -240,6 +240,36 @@ def test_conditioning_is_decoded_at_the_models_rate_and_cut_as_the_bot_does(twel
         assert abs(loud[0] / spec.sample_rate - loud_from) < 0.06
 
 
+def _build(argv, tmp_path):
+    from bot.cli import build_parser
+    from bot.cli.generate import build_requests
+    from bot.config import Settings
+
+    args = build_parser().parse_args(["generate", *argv])
+    return asyncio.run(build_requests(args, Settings.from_env(dotenv=tmp_path / "none.env")))
+
+
+def test_a_continuation_adds_new_music_after_its_prompt_as_the_bot_does(clean_env, tmp_path):
+    _write_reference(tmp_path / "riff.wav", 2.5)
+    requests, input_path, warnings = _build(
+        ["go on", "--model", "debug", "--continue", "riff.wav", "--duration", "1.5", "-o", "y.mp3"], tmp_path
+    )
+    (request,) = requests
+    assert input_path == Path("riff.wav")
+    assert warnings == ()
+    assert request.audio.shape == (1, 80000)
+    assert request.duration == pytest.approx(4.0)
+
+
+def test_a_continuation_longer_than_the_limit_is_refused(clean_env, tmp_path):
+    from bot.errors import UserInputError
+
+    _write_reference(tmp_path / "riff.wav", 2.5)
+    argv = ["go on", "--model", "debug", "--continue", "riff.wav", "--duration", "119", "-o", "y.mp3"]
+    with pytest.raises(UserInputError, match=r"would be 122 s long; the limit is 120 s\. Ask for at most 117 s\."):
+        _build(argv, tmp_path)
+
+
 @pytest.mark.slow
 def test_generate_mp3_carries_the_printed_recipe(tmp_path):
     from bot.audio import read_recipe
