@@ -82,7 +82,8 @@ async def test_delete_only_by_owner_or_admin(jam):
     refused = await jam.fake.click(first, custom_id(first, "delete"), user=carol)
     answer = await refused.wait_for_message(lambda m: m.ephemeral, timeout=10)
     assert "Only the member who made this take" in answer.content
-    assert first.id in jam.fake.messages and not jam.fake.messages[first.id].deleted
+    assert first.id in jam.fake.messages
+    assert not jam.fake.messages[first.id].deleted
     by_admin = await jam.fake.click(first, custom_id(first, "delete"), user=jam.fake.admin)
     await by_admin.wait_for_response()
     await jam.fake.wait_for(lambda: jam.fake.messages[first.id].deleted, timeout=10)

@@ -15,7 +15,9 @@ def modal_values(modal: dict, *, prompt: str, mode: str, duration: str = "2") ->
     for row in modal["components"]:
         for component in row["components"]:
             label = component["label"].lower()
-            values[component["custom_id"]] = mode if label.startswith("mode") else duration if "duration" in label else prompt
+            values[component["custom_id"]] = (
+                mode if label.startswith("mode") else duration if "duration" in label else prompt
+            )
     return values
 
 
@@ -25,7 +27,9 @@ async def test_context_menu_remixes_a_members_audio(jam):
     menu = await jam.fake.message_command("Remix with jamgen", posted)
     await menu.wait_for_response()
     assert menu.modal is not None
-    submitted = await jam.fake.submit_modal(menu, modal_values(menu.modal, prompt="as a string quartet", mode="continue"))
+    submitted = await jam.fake.submit_modal(
+        menu, modal_values(menu.modal, prompt="as a string quartet", mode="continue")
+    )
     result = await submitted.wait_for_message(lambda m: m.attachments and m.embeds, timeout=60)
     job = await jam.store.get_job(job_id_of(result))
     assert job.mode == "continuation"
@@ -51,7 +55,9 @@ async def test_modal_with_a_bad_mode_is_refused_politely(jam):
 
 async def test_reply_to_a_jamgen_track_remixes_it_with_the_prefix_mode(jam):
     take = await make_take(jam)
-    reply = await jam.fake.post_message(f"<@{jam.fake.bot_user.id}> continue: more cowbell", reply_to=take, mention_author=True)
+    reply = await jam.fake.post_message(
+        f"<@{jam.fake.bot_user.id}> continue: more cowbell", reply_to=take, mention_author=True
+    )
     result = await jam.fake.wait_for_message(
         lambda m: m.attachments and m.embeds and job_id_of(m) != job_id_of(take), timeout=60
     )

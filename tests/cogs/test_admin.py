@@ -1,0 +1,71 @@
+"""/jam for admins: hidden from members, checked again on the server, and doing what it says."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cogs.test_library import private_answer
+from tests.fakediscord.server import CommandHiddenError
+
+pytestmark = pytest.mark.slow
+
+
+async def test_members_cannot_see_or_use_admin_commands(jam):
+    with pytest.raises(CommandHiddenError):
+        await jam.fake.slash("jam status", {})
+    forced = await jam.fake.slash("jam status", {}, force=True)
+    answer = await private_answer(forced)
+    assert "permission" in answer.content
+    forged = await jam.fake.slash("jam quota grant", {"member": jam.fake.member, "seconds": 999}, force=True)
+    await private_answer(forged)
+    status = await jam.service.quota(jam.fake.member.id, jam.fake.guild.id)
+    assert status.granted == 0
+
+
+async def test_settings_show_set_models_channel_and_tier(jam):
+    admin = jam.fake.admin
+    shown = await private_answer(await jam.fake.slash("jam settings show", {}, user=admin))
+    assert "all channels" in shown.content
+    changed = await private_answer(
+        await jam.fake.slash(
+            "jam settings set", {"max_duration": 30, "max_takes": 2, "remix_by_reply": False}, user=admin
+        )
+    )
+    assert "Max duration:** 30 s" in changed.content
+    assert "Remix by reply:** off" in changed.content
+    await private_answer(await jam.fake.slash("jam settings models", {"models": "debug, debug-melody"}, user=admin))
+    settings = await jam.service.guild_settings(jam.fake.guild.id)
+    assert settings.enabled_models == ("debug", "debug-melody")
+    music = next(c for c in jam.fake.guild.channels.values() if c.name == "music")
+    await private_answer(await jam.fake.slash("jam settings channel", {"channel": music, "allowed": True}, user=admin))
+    refused = await private_answer(await jam.fake.slash("generate", {"prompt": "in general", "duration": 2}))
+    assert "doesn't play in this channel" in refused.content
+    vip = jam.fake.guild.add_role("VIP")
+    tier = await private_answer(await jam.fake.slash("jam settings tier", {"role": vip, "seconds": 1200}, user=admin))
+    assert "1200" in tier.content
+    bad_model = await private_answer(await jam.fake.slash("jam settings set", {"default_model": "nope"}, user=admin))
+    assert "There is no model called 'nope'" in bad_model.content
+
+
+async def test_quota_set_grant_reset_block_and_unblock(jam):
+    admin, bob = jam.fake.admin, jam.fake.member
+    await private_answer(await jam.fake.slash("jam quota set", {"member": bob, "seconds": 5}, user=admin))
+    assert (await jam.service.quota(bob.id, jam.fake.guild.id)).budget == 5
+    await private_answer(await jam.fake.slash("jam quota grant", {"member": bob, "seconds": 7}, user=admin))
+    assert (await jam.service.quota(bob.id, jam.fake.guild.id)).remaining == 12
+    await private_answer(await jam.fake.slash("jam block", {"member": bob, "reason": "spam"}, user=admin))
+    blocked = await private_answer(await jam.fake.slash("generate", {"prompt": "hi", "duration": 2}))
+    assert "⚠️" in blocked.content
+    await private_answer(await jam.fake.slash("jam unblock", {"member": bob}, user=admin))
+    await private_answer(await jam.fake.slash("jam quota reset", {"member": bob}, user=admin))
+    status = await private_answer(await jam.fake.slash("jam status", {}, user=admin))
+    assert "Engine:** up" in status.content
+    assert "Queue:**" in status.content
+
+
+async def test_sync_is_for_the_bot_owner(jam):
+    bob = jam.fake.add_member("mod", admin=True)
+    refused = await private_answer(await jam.fake.slash("jam sync", {}, user=bob))
+    assert "permission" in refused.content
+    done = await private_answer(await jam.fake.slash("jam sync", {}, user=jam.fake.admin))
+    assert "synced" in done.content

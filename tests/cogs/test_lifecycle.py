@@ -1,0 +1,66 @@
+"""Time and restarts: expired interaction tokens, and a bot restart with work pending and old buttons."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.cogs.conftest import job_id_of, wait_state
+from tests.cogs.test_buttons import custom_id, make_take
+
+pytestmark = pytest.mark.slow
+
+
+async def test_a_job_finishing_after_the_token_expired_is_posted_in_the_channel_exactly_once(jam, monkeypatch):
+    jam.engine.open.clear()
+    interaction = await jam.fake.slash("generate", {"prompt": "slow burner", "duration": 2})
+    progress = await interaction.wait_for_original(lambda m: m.custom_ids, timeout=10)
+    job_id = custom_id(progress, "cancel").split(":")[2]
+    # 16 minutes pass on Discord's clock (and on jamgen's idea of the interaction's age).
+    jam.fake.advance(16 * 60)
+    import bot.client as client
+
+    monkeypatch.setattr(client, "interaction_alive", lambda interaction: False)
+    jam.engine.open.set()
+    await wait_state(jam.store, job_id, "delivered", timeout=60)
+    posts = [m for m in jam.fake.bot_messages(jam.fake.channel) if m.embeds and job_id in m.text]
+    assert len(posts) == 1
+    assert posts[0].source == "channel"
+    assert f"<@{jam.fake.member.id}>" in posts[0].content
+    assert any(a.filename.endswith(".mp3") for a in posts[0].attachments)
+    assert not [m for m in interaction.followups if m.attachments]
+
+
+async def test_expired_token_found_by_discord_falls_back_to_the_channel(jam):
+    jam.engine.open.clear()
+    interaction = await jam.fake.slash("generate", {"prompt": "late", "duration": 2})
+    progress = await interaction.wait_for_original(lambda m: m.custom_ids, timeout=10)
+    job_id = custom_id(progress, "cancel").split(":")[2]
+    jam.fake.advance(16 * 60)  # jamgen's own clock says the token is fine; Discord answers 50027
+    jam.engine.open.set()
+    await wait_state(jam.store, job_id, "delivered", timeout=60)
+    posts = [m for m in jam.fake.bot_messages(jam.fake.channel) if m.embeds and job_id in m.text]
+    assert len(posts) == 1
+    assert jam.fake.client_errors(code=50027)
+
+
+async def test_restart_with_a_job_pending_and_old_buttons_still_working(jam):
+    take = await make_take(jam, prompt="before the restart")
+    jam.engine.open.clear()
+    pending = await jam.fake.slash("generate", {"prompt": "pending over restart", "duration": 2})
+    progress = await pending.wait_for_original(lambda m: m.custom_ids, timeout=10)
+    pending_id = custom_id(progress, "cancel").split(":")[2]
+    await asyncio.wait_for(jam.engine.entered.wait(), 10)
+    jam.service.config = type(jam.service.config)(**{**jam.service.config.__dict__, "shutdown_grace": 0.1})
+    await jam.restart()  # the running batch does not finish in time: it stays queued in the store
+    jam.engine.open.set()
+    await wait_state(jam.store, pending_id, "delivered", timeout=60)
+    posts = [m for m in jam.fake.bot_messages() if m.embeds and pending_id in m.text]
+    assert len(posts) == 1, "delivered exactly once, in the channel (the old interaction is gone)"
+    click = await jam.fake.click(take, custom_id(take, "reroll"))
+    again = await click.wait_for_message(lambda m: m.attachments and m.embeds, timeout=60)
+    assert (await jam.store.get_job(job_id_of(again))).parent_id == job_id_of(take)
+    recipe = await jam.fake.click(take, custom_id(take, "recipe"))
+    answer = await recipe.wait_for_message(lambda m: "Recipe" in m.content, timeout=10)
+    assert job_id_of(take) in answer.content
