@@ -25,7 +25,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.errors import JamgenError
+from bot.errors import JamgenError, UserInputError
 from bot.service import Delivery, DeliveryError, JamService, Job, JobUpdate, Phase, Receipt
 
 log = logging.getLogger("jamgen.discord")
@@ -435,6 +435,31 @@ def member_context(interaction: discord.Interaction) -> dict[str, Any]:
     }
 
 
+POSTING_PERMISSIONS = {
+    "view_channel": "View Channel",
+    "send_messages": "Send Messages",
+    "attach_files": "Attach Files",
+    "embed_links": "Embed Links",
+}
+
+
+def check_can_post(interaction: discord.Interaction) -> None:
+    """Refuse up front, privately, when jamgen could not post the track in this channel."""
+    if interaction.guild_id is None:
+        return
+    perms = interaction.app_permissions
+    needed = dict(POSTING_PERMISSIONS)
+    if isinstance(interaction.channel, discord.Thread):
+        needed["send_messages_in_threads"] = "Send Messages in Threads"
+        needed.pop("send_messages")
+    missing = [label for name, label in needed.items() if not getattr(perms, name)]
+    if missing:
+        raise UserInputError(
+            f"jamgen can't post tracks in this channel: it needs {', '.join(missing)} here. "
+            "Ask a server admin to allow it, or try another channel."
+        )
+
+
 async def read_attachment(bot: JamBot, attachment: discord.Attachment) -> bytes:
     """Download an attachment after checking its declared size (the service checks the real size again)."""
     bot.service.check_attachment_size(attachment.size)
@@ -453,6 +478,7 @@ async def submit_and_track(bot: JamBot, interaction: discord.Interaction, reques
         the receipt, or None when the request was refused (the member was told why, privately).
     """
     try:
+        check_can_post(interaction)
         receipt = await bot.service.submit(request)
     except JamgenError as exc:
         await report_error(interaction, exc)

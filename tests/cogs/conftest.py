@@ -76,6 +76,7 @@ def test_settings(tmp_path: Path, **overrides: str) -> Settings:
         "JAMGEN_DEFAULT_DURATION": "2",
         "JAMGEN_PROGRESS_INTERVAL": "0.05",
         "JAMGEN_DAILY_BUDGET_SECONDS": "600",
+        "JAMGEN_ENABLED_MODELS": "debug,debug-stereo,debug-melody,debug-style",
     }
     env.update(overrides)
     return Settings.from_env(env)

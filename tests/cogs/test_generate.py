@@ -26,6 +26,12 @@ async def test_generate_defers_within_3s_and_delivers_an_mp3_of_the_requested_du
     labels = {b.get("label") for b in message.buttons}
     assert {"Reroll", "Recipe", "Delete", "Extend", "Remix"} <= labels
     await wait_state(jam.store, job_id_of(message), "delivered")
+    # The private progress message went queued → generating with a bar → ready, and kept its Cancel button meanwhile.
+    shown = [v.content for v in interaction.original.versions]
+    assert any("Queued" in text and "position 1" in text for text in shown)
+    assert any("Generating" in text and "%" in text and "▰" in text for text in shown)
+    assert "is ready" in interaction.original.content
+    assert interaction.original.ephemeral
 
 
 async def test_melody_with_an_attachment(jam):
@@ -44,3 +50,34 @@ async def test_bad_attachment_gets_a_private_message_and_costs_nothing(jam):
     assert "⚠️" in message.content
     status = await jam.service.quota(jam.fake.member.id, jam.fake.guild.id)
     assert status.used == 0
+
+
+async def test_style_uses_a_style_model_and_its_excerpt_settings(jam):
+    excerpt = jam.fake.attachment("vibe.wav", wav_bytes(5.0, freq=220), content_type="audio/wav")
+    interaction = await jam.fake.slash(
+        "style", {"audio": excerpt, "prompt": "same vibe", "duration": 2, "excerpt_length": 2.0, "eval_q": 2}
+    )
+    message = await interaction.wait_for_message(lambda m: m.attachments and m.embeds, timeout=60)
+    job = await jam.store.get_job(job_id_of(message))
+    assert job.model == "debug-style"
+    assert job.mode == "style"
+    assert job.params["eval_q"] == 2
+    assert job.params["excerpt_length"] == 2.0
+    assert job.params["cfg_coef_beta"] == 5.0
+
+
+async def test_style_excerpt_too_short_is_explained(jam):
+    blip = jam.fake.attachment("blip.wav", wav_bytes(0.8), content_type="audio/wav")
+    interaction = await jam.fake.slash("style", {"audio": blip, "duration": 2})
+    message = await interaction.wait_for_message(lambda m: m.ephemeral and not m.loading, timeout=30)
+    assert "Style needs at least 1.5 s of audio" in message.content
+
+
+async def test_continue_keeps_the_prompt_and_adds_new_music(jam):
+    source = jam.fake.attachment("start.wav", wav_bytes(3.0), content_type="audio/wav")
+    interaction = await jam.fake.slash("continue", {"audio": source, "prompt": "and then", "duration": 2})
+    message = await interaction.wait_for_message(lambda m: m.attachments and m.embeds, timeout=60)
+    mp3 = next(a for a in message.attachments if a.filename.endswith(".mp3"))
+    job = await jam.store.get_job(job_id_of(message))
+    assert job.params["prompt_seconds"] == pytest.approx(3.0, abs=0.05)
+    assert ffprobe_duration(mp3.data, jam.tmp_path) == pytest.approx(5.0, abs=0.15)

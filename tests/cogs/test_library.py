@@ -99,3 +99,16 @@ async def test_model_autocomplete_offers_the_guilds_enabled_models(jam):
     result = await jam.fake.autocomplete("generate", {"prompt": "x", "model": "deb"}, focused="model")
     await result.wait_for_response()
     assert [c.value for c in result.choices] == ["debug", "debug-melody"]
+
+
+async def test_missing_channel_permissions_are_explained_privately_not_hit_as_403s(jam):
+    managed = next(r for r in jam.fake.guild.roles.values() if r.managed)
+    everyone = jam.fake.guild.roles[jam.fake.guild.id]
+    attach_files = 1 << 15
+    managed.permissions &= ~attach_files
+    everyone.permissions &= ~attach_files
+    refused = await jam.fake.slash("generate", {"prompt": "no files allowed", "duration": 2})
+    answer = await private_answer(refused)
+    assert "needs Attach Files" in answer.content
+    assert not await jam.store.list_user_jobs(jam.fake.member.id, jam.fake.guild.id)
+    assert not jam.fake.client_errors(status=403)
