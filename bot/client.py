@@ -37,6 +37,15 @@ COLOUR = discord.Colour.from_rgb(124, 92, 255)
 TOKEN_LIFETIME = dt.timedelta(minutes=14, seconds=30)
 INTERACTION_GONE = {10015, 10062, 50027}
 JOB_FOOTER = re.compile(r"\bjob ([a-z0-9]{4,16})\b")
+# An upload that has not been answered after this long is given up and retried (the retry first looks
+# whether the message arrived anyway). aiohttp's own limit would be 5 minutes.
+UPLOAD_TIMEOUT_S = 120.0
+# Before posting a track again (a retry, a redelivery after a restart), this many channel messages since
+# the job was made are searched for an earlier post of it.
+HISTORY_SCAN_LIMIT = 500
+# Attachments are read in chunks and cut off past the size limit, whatever size Discord declared.
+DOWNLOAD_CHUNK = 64 * 1024
+DOWNLOAD_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -286,6 +295,7 @@ class DiscordDeliverer:
 
     def __init__(self, bot: JamBot) -> None:
         self.bot = bot
+        self.upload_timeout_s = UPLOAD_TIMEOUT_S
 
     async def deliver(self, delivery: Delivery) -> list[int]:
         try:
@@ -308,6 +318,16 @@ class DiscordDeliverer:
         live = self.bot.live.get(job.id)
         if live is not None:
             await live.wait_shown()
+        posted = await self._find_posted(job) if delivery.retry else None
+        if posted is not None:
+            log.info("job %s: an earlier try already posted it (message %s); not posting again", job.id, posted.id)
+            if live and live.interaction and interaction_alive(live.interaction):
+                with contextlib.suppress(discord.HTTPException):
+                    await live.interaction.edit_original_response(
+                        content=f"✅ `{job.id}` is ready: {posted.jump_url}", view=None
+                    )
+            self.bot.live.pop(job.id, None)
+            return [posted.id]
         parent_url = await self._parent_url(job)
         content = f"<@{job.user_id}> here's your take." if job.takes == 1 else f"<@{job.user_id}> here are your takes."
         kwargs: dict[str, Any] = {
@@ -317,8 +337,11 @@ class DiscordDeliverer:
         }
         if live and live.interaction and interaction_alive(live.interaction):
             try:
-                message = await live.interaction.followup.send(
-                    files=result_files(delivery), allowed_mentions=NO_MENTIONS, wait=True, **kwargs
+                message = await asyncio.wait_for(
+                    live.interaction.followup.send(
+                        files=result_files(delivery), allowed_mentions=NO_MENTIONS, wait=True, **kwargs
+                    ),
+                    self.upload_timeout_s,
                 )
             except discord.HTTPException as exc:
                 if exc.code not in INTERACTION_GONE and exc.status not in (401, 404):
@@ -331,7 +354,9 @@ class DiscordDeliverer:
                     )
                 self.bot.live.pop(job.id, None)
                 return [message.id]
-        message = await self._post_in_channel(job, files=result_files(delivery), **kwargs)
+        message = await asyncio.wait_for(
+            self._post_in_channel(job, files=result_files(delivery), **kwargs), self.upload_timeout_s
+        )
         if live and live.progress_message is not None:
             with contextlib.suppress(discord.HTTPException):
                 await live.progress_message.delete()
@@ -363,6 +388,22 @@ class DiscordDeliverer:
             **kwargs,
         )
 
+    async def _find_posted(self, job: Job) -> discord.Message | None:
+        """The message an earlier try posted for ``job`` (jamgen's, with files, its footer naming the job)."""
+        if job.channel_id is None or self.bot.user is None:
+            return None
+        channel = self.bot.get_channel(job.channel_id) or await self.bot.fetch_channel(job.channel_id)
+        assert isinstance(channel, discord.abc.Messageable)
+        since = discord.Object(discord.utils.time_snowflake(job.created_at - dt.timedelta(minutes=1)))
+        try:
+            async for message in channel.history(limit=HISTORY_SCAN_LIMIT, after=since):
+                mine = message.author.id == self.bot.user.id and message.attachments
+                if mine and self.bot.job_id_of(message) == job.id:
+                    return message
+        except discord.Forbidden:
+            log.warning("job %s: cannot read the channel's history to look for an earlier post", job.id)
+        return None
+
     async def _parent_url(self, job: Job) -> str | None:
         if not job.parent_id:
             return None
@@ -381,15 +422,22 @@ def track_progress(bot: JamBot, job_id: str, live: LiveJob) -> None:
         if update.phase == Phase.DONE:
             return
         view = bot.progress_view(job_id) if update.phase in (Phase.QUEUED, Phase.RUNNING) else None
+        shown = False
         try:
             if live.interaction is not None and interaction_alive(live.interaction):
                 await live.interaction.edit_original_response(content=render_update(update), view=view)
+                shown = True
             elif live.progress_message is not None:
                 await live.progress_message.edit(content=render_update(update), view=view)
+                shown = True
         except discord.HTTPException as exc:
             log.debug("progress edit for %s failed: %s", job_id, exc.status)
         if update.phase in (Phase.FAILED, Phase.CANCELLED):
             bot.live.pop(job_id, None)
+            if not shown and update.phase == Phase.FAILED:
+                # The private message can no longer be edited: say it in the channel rather than not at all.
+                job = await bot.service.job(job_id)
+                await DiscordDeliverer(bot).notify_failure(job, update.message)
 
     bot.service.subscribe(job_id, on_update)
 
@@ -461,9 +509,28 @@ def check_can_post(interaction: discord.Interaction) -> None:
 
 
 async def read_attachment(bot: JamBot, attachment: discord.Attachment) -> bytes:
-    """Download an attachment after checking its declared size (the service checks the real size again)."""
+    """Download an attachment after checking its declared size (the service checks the real size again).
+
+    The download stops as soon as it passes the size limit, whatever size Discord declared, so a
+    file that lies about its size cannot fill the bot's memory.
+    """
     bot.service.check_attachment_size(attachment.size)
-    return await attachment.read()
+    limit = bot.service.config.audio_limits.max_bytes
+    data = bytearray()
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=DOWNLOAD_TIMEOUT_S)) as session,
+            session.get(attachment.url) as response,
+        ):
+            if response.status != 200:
+                raise UserInputError(f"Discord would not hand over the file (HTTP {response.status}); attach it again.")
+            async for chunk in response.content.iter_chunked(DOWNLOAD_CHUNK):
+                data += chunk
+                if len(data) > limit:
+                    bot.service.check_attachment_size(len(data))
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise UserInputError("jamgen could not download the file from Discord; attach it again.") from exc
+    return bytes(data)
 
 
 async def submit_and_track(bot: JamBot, interaction: discord.Interaction, request: Any) -> Receipt | None:

@@ -44,6 +44,7 @@ class GatedEngine:
     open: asyncio.Event = field(default_factory=asyncio.Event)
     entered: asyncio.Event = field(default_factory=asyncio.Event)
     calls: list[list[str]] = field(default_factory=list)
+    fail_with: EngineError | None = None
 
     def __post_init__(self) -> None:
         self.open.set()
@@ -54,6 +55,8 @@ class GatedEngine:
         self.calls.append([r.request_id for r in batch])
         self.entered.set()
         await self.open.wait()
+        if self.fail_with is not None:
+            return [self.fail_with for _ in batch]
         return await self.engine.generate(batch, on_progress)
 
     async def cancel(self, request_id: str) -> None:

@@ -6,6 +6,8 @@ import asyncio
 
 import pytest
 
+from bot.engine.types import EngineError
+
 from tests.cogs.conftest import job_id_of, wait_state
 from tests.cogs.test_buttons import custom_id, make_take
 
@@ -64,3 +66,20 @@ async def test_restart_with_a_job_pending_and_old_buttons_still_working(jam):
     recipe = await jam.fake.click(take, custom_id(take, "recipe"))
     answer = await recipe.wait_for_message(lambda m: "Recipe" in m.content, timeout=10)
     assert job_id_of(take) in answer.content
+
+
+async def test_a_failure_after_the_token_expired_is_told_in_the_channel(jam, monkeypatch):
+    jam.engine.open.clear()
+    interaction = await jam.fake.slash("generate", {"prompt": "doomed", "duration": 2})
+    progress = await interaction.wait_for_original(lambda m: m.custom_ids, timeout=10)
+    job_id = custom_id(progress, "cancel").split(":")[2]
+    import bot.client as client
+
+    monkeypatch.setattr(client, "interaction_alive", lambda interaction: False)
+
+    jam.engine.fail_with = EngineError("The engine fell over.")
+    jam.engine.open.set()
+    await wait_state(jam.store, job_id, "failed", timeout=30)
+    notice = await jam.fake.wait_for_message(lambda m: job_id in m.content and "⚠️" in m.content, timeout=10)
+    assert f"<@{jam.fake.member.id}>" in notice.content
+    assert "refunded" in notice.content
