@@ -7,7 +7,6 @@ import asyncio
 import pytest
 
 from bot.engine.types import EngineError
-
 from tests.cogs.conftest import job_id_of, wait_state
 from tests.cogs.test_buttons import custom_id, make_take
 
