@@ -53,8 +53,20 @@ class Generate(commands.Cog):
         names = await self.bot.service.models_for_guild(interaction.guild_id, mode=Mode.MELODY)
         return [app_commands.Choice(name=n, value=n) for n in names if current.lower() in n.lower()][:25]
 
-    async def _submit(self, interaction: discord.Interaction, **fields: Any) -> None:
+    async def _submit(
+        self,
+        interaction: discord.Interaction,
+        attachment: discord.Attachment | None = None,
+        source: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> None:
+        """Defer privately, download the attachment (if any), and submit."""
         await interaction.response.defer(ephemeral=True, thinking=True)
+        if attachment is not None:
+            data = await read_attachment(self.bot, attachment)
+            fields["audio"] = AudioInput(data=data, filename=attachment.filename, **(source or {}))
+        if fields.get("model") is None and fields["mode"] != Mode.TEXT:
+            fields["model"] = await self.bot.service.default_model_for(interaction.guild_id, fields["mode"])
         await submit_and_track(self.bot, interaction, JamRequest(**member_context(interaction), **fields))
 
     @app_commands.command(name="generate", description="Make music from a text prompt")
@@ -110,17 +122,7 @@ class Generate(commands.Cog):
         duration: app_commands.Range[int, 1, 300] | None = None,
         model: str | None = None,
     ) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        data = await read_attachment(self.bot, audio)
-        request = JamRequest(
-            **member_context(interaction),
-            mode=Mode.MELODY,
-            prompt=prompt,
-            duration=duration,
-            model=model or await self.bot.service.default_model_for(interaction.guild_id, Mode.MELODY),
-            audio=AudioInput(data=data, filename=audio.filename),
-        )
-        await submit_and_track(self.bot, interaction, request)
+        await self._submit(interaction, audio, mode=Mode.MELODY, prompt=prompt, duration=duration, model=model)
 
     @app_commands.command(name="style", description="Make music in the style of a short excerpt (MusicGen-Style)")
     @app_commands.describe(
@@ -145,18 +147,15 @@ class Generate(commands.Cog):
         cfg: app_commands.Range[float, 0.0, 20.0] = 3.0,
         cfg_beta: app_commands.Range[float, 0.0, 20.0] = 5.0,
     ) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        data = await read_attachment(self.bot, audio)
-        request = JamRequest(
-            **member_context(interaction),
+        await self._submit(
+            interaction,
+            audio,
+            {"start": excerpt_start},
             mode=Mode.STYLE,
             prompt=prompt,
             duration=duration,
-            model=await self.bot.service.default_model_for(interaction.guild_id, Mode.STYLE),
             sampling=sampling_from(cfg=cfg, cfg_coef_beta=cfg_beta, eval_q=eval_q, excerpt_length=excerpt_length),
-            audio=AudioInput(data=data, start=excerpt_start, filename=audio.filename),
         )
-        await submit_and_track(self.bot, interaction, request)
 
     @app_commands.command(name="continue", description="Continue a piece of audio")
     @app_commands.describe(
@@ -175,16 +174,9 @@ class Generate(commands.Cog):
         end: app_commands.Range[float, 0.0, 3600.0] | None = None,
         duration: app_commands.Range[int, 1, 300] | None = None,
     ) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        data = await read_attachment(self.bot, audio)
-        request = JamRequest(
-            **member_context(interaction),
-            mode=Mode.CONTINUATION,
-            prompt=prompt,
-            duration=duration,
-            audio=AudioInput(data=data, start=start, end=end, filename=audio.filename),
+        await self._submit(
+            interaction, audio, {"start": start, "end": end}, mode=Mode.CONTINUATION, prompt=prompt, duration=duration
         )
-        await submit_and_track(self.bot, interaction, request)
 
 
 async def setup(bot: JamBot) -> None:

@@ -15,7 +15,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -51,6 +51,7 @@ from bot.service.requests import (
     Receipt,
     ServiceClosingError,
 )
+from bot.service.sessions import join_session
 from bot.store import GuildSettings, Job, JobState, JobStore, NewJob, QuotaStatus
 
 log = logging.getLogger("jamgen.service")
@@ -155,12 +156,15 @@ class Delivery:
         takes: its rendered takes.
         recipe: every parameter, for the embed and the ℹ️ Recipe button.
         generation_s: seconds the engine spent on it.
+        retry: an earlier try may already have posted it (a retry, or a redelivery after a restart):
+            the deliverer looks for that post before posting again, so a track is never posted twice.
     """
 
     job: Job
     takes: list[RenderedTake]
     recipe: dict[str, Any]
     generation_s: float
+    retry: bool = False
 
 
 @dataclass(frozen=True)
@@ -351,8 +355,12 @@ class JamService:
         """
         if not self._accepting:
             raise ServiceClosingError("jamgen is restarting and takes no new jobs right now; try again in a minute.")
+        # Inside a jam's thread the take joins the jam: its tempo/key/meter and default model (bot/service/sessions.py).
+        request, home_channel_id = await join_session(
+            self.store, request, max_prompt_length=self.config.max_prompt_length
+        )
         guild = await self.store.get_guild_settings(request.guild_id) if request.guild_id else None
-        if guild and guild.allowed_channel_ids and request.channel_id not in guild.allowed_channel_ids:
+        if guild and guild.allowed_channel_ids and home_channel_id not in guild.allowed_channel_ids:
             where = ", ".join(f"<#{c}>" for c in guild.allowed_channel_ids[:5])
             raise UserInputError(f"jamgen doesn't play in this channel. Try {where}.")
         spec = self.resolve_model(
@@ -546,7 +554,9 @@ class JamService:
     def _queued(self, job: Job) -> QueuedJob:
         sampling = self._sampling(job)
         shape = (job.model, job.mode, round(job.params["duration"], 3), job.params.get("prompt_seconds"), sampling)
-        key = None if job.seed is not None else shape
+        # A job that is being retried runs alone: if it is what broke its batch (a crash, a hang, out of
+        # memory), it cannot take the members it was batched with down with it a second time.
+        key = None if job.seed is not None or job.attempts > 0 else shape
         return QueuedJob(job.id, job.user_id, job.takes, key, job.priority)
 
     @staticmethod
@@ -650,6 +660,8 @@ class JamService:
                 await self._wakeup.wait()
                 continue
             batch = self.queue.next_batch()
+            # Counted as running from here, so a cancel in the next instants reaches the engine path.
+            self._running.update((queued.job_id, queued) for queued in batch)
             self._publish_positions()
             try:
                 await self._run_batch(batch)
@@ -664,14 +676,15 @@ class JamService:
             try:
                 job_requests = await self._requests_for(job)
             except JamgenError as exc:
+                self._running.pop(job.id, None)
                 await self._fail(job, exc.message, refund=True)
                 continue
-            self._running[job.id] = queued
             self._log_state(job, "running", attempt=job.attempts, batch=len(batch))
             self.progress.publish(JobUpdate(job.id, Phase.RUNNING, position=0))
             jobs.append(job)
             requests.extend(job_requests)
         if not requests:
+            self._running.clear()
             return
         self._running_since = self._clock()
         self._running_done_steps = 0
@@ -882,9 +895,10 @@ class JamService:
         if not delivery.takes or not all(t.path.exists() for t in delivery.takes):
             await self._fail(job, "The finished track was lost before it could be posted.", refund=True)
             return
-        await self._deliver(job, delivery.takes)
+        # The previous process may have posted it and died before recording that: look first.
+        await self._deliver(job, delivery.takes, resumed=True)
 
-    async def _deliver(self, job: Job, takes: list[RenderedTake]) -> None:
+    async def _deliver(self, job: Job, takes: list[RenderedTake], *, resumed: bool = False) -> None:
         """Post with retries and backoff for ``delivery_retry_s``; then give up loudly, refunded."""
         job = await self.store.get_job(job.id) or job
         delivery = Delivery(job, takes, self.recipe(job), (job.extra or {}).get("generation_s", 0.0))
@@ -894,7 +908,8 @@ class JamService:
         while True:
             attempt += 1
             try:
-                message_ids = await self.deliverer.deliver(delivery)
+                # A failed try (a timeout, a dropped connection) may still have posted: retries look first.
+                message_ids = await self.deliverer.deliver(replace(delivery, retry=resumed or attempt > 1))
                 break
             except Exception as exc:
                 retriable = exc.retriable if isinstance(exc, DeliveryError) else isinstance(exc, OSError | TimeoutError)
