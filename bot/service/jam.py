@@ -58,6 +58,7 @@ log = logging.getLogger("jamgen.service")
 
 NEEDS_AUDIO = {Mode.MELODY, Mode.STYLE, Mode.CONTINUATION}
 CONTINUATION_SECONDS = 10.0
+RENDER_SLOTS = 2
 
 
 @dataclass(frozen=True)
@@ -254,6 +255,8 @@ class JamService:
         self._running_total_steps = 0
         self._running_done_steps = 0
         self._cancel_requested: set[str] = set()
+        self._step_times: dict[tuple[str, int], float | None] = {}
+        self._render_slots = asyncio.Semaphore(RENDER_SLOTS)
         self._stopping = False
         self._started_at = clock()
         self.generate_calls = 0
@@ -590,13 +593,20 @@ class JamService:
         return running_left + batches_ahead * per_batch
 
     async def _batch_seconds(self, model: str, duration: float, batch: int) -> float | None:
-        step = await self.store.step_time(model, batch)
+        step = await self._step_time(model, batch)
         if step is None:
             # A bigger batch costs about as much per step as a batch of one (memory-bound decoding).
-            step = await self.store.step_time(model, 1)
+            step = await self._step_time(model, 1)
         if step is None:
             return None
         return step * duration * get_model_spec(model).frame_rate
+
+    async def _step_time(self, model: str, batch: int) -> float | None:
+        """Seconds per decoding step, cached in memory: submits should not queue behind store writes."""
+        key = (model, batch)
+        if key not in self._step_times:
+            self._step_times[key] = await self.store.step_time(model, batch)
+        return self._step_times[key]
 
     def _running_left_s(self) -> float:
         if not self._running or self._running_done_steps <= 0:
@@ -697,7 +707,7 @@ class JamService:
         for request, result in zip(requests, results, strict=True):
             by_job.setdefault(request.request_id.split(":")[0], []).append(result)
         for job in jobs:
-            await self._settle(job, by_job.get(job.id, []))
+            await self._settle(job, by_job.get(job.id, []), shared=len(jobs) > 1)
 
     async def _generate(
         self, jobs: list[Job], requests: list[GenerationRequest]
@@ -754,7 +764,7 @@ class JamService:
             for take in range(job.takes)
         ]
 
-    async def _settle(self, job: Job, results: list[GenerationResult | EngineError]) -> None:
+    async def _settle(self, job: Job, results: list[GenerationResult | EngineError], *, shared: bool = False) -> None:
         cancelled = job.id in self._cancel_requested
         self._cancel_requested.discard(job.id)
         errors = [r for r in results if isinstance(r, EngineError)]
@@ -765,7 +775,10 @@ class JamService:
             return
         if errors:
             error = errors[0]
-            if error.retriable and job.attempts < self.config.max_attempts:
+            # A call shared with other jobs that failed cannot say whose request broke it: each gets
+            # another try, alone (see _queued), so one poisoned request does not sink the others.
+            retry = error.retriable or (shared and not error.user_error)
+            if retry and job.attempts < self.config.max_attempts:
                 job = await self.store.requeue(job.id)
                 self.queue.push(self._queued(job))
                 self._log_state(job, "re-queued", reason=error.message)
@@ -775,7 +788,10 @@ class JamService:
             return
         good = [r for r in results if isinstance(r, GenerationResult)]
         for result in good:
-            await self.store.record_step_time(job.model, result.batch_size, result.elapsed_s / max(1, result.steps))
+            average = await self.store.record_step_time(
+                job.model, result.batch_size, result.elapsed_s / max(1, result.steps)
+            )
+            self._step_times[(job.model, result.batch_size)] = average
         self.progress.publish(JobUpdate(job.id, Phase.RENDERING, position=0, fraction=1.0))
         self._spawn(self._render_and_deliver(job, good))
 
@@ -788,7 +804,9 @@ class JamService:
     # ------------------------------------------------------------------ render + deliver
     async def _render_and_deliver(self, job: Job, results: list[GenerationResult]) -> None:
         try:
-            takes = await self._render(job, results)
+            # Encoding and analysis are CPU work: a few at a time keeps the loop and the machine responsive.
+            async with self._render_slots:
+                takes = await self._render(job, results)
         except JamgenError as exc:
             await self._fail(job, exc.message, refund=True)
             return
