@@ -15,7 +15,7 @@ import logging
 import re
 import secrets
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,7 @@ from bot.service import Delivery, DeliveryError, JamService, Job, JobUpdate, Pha
 
 log = logging.getLogger("jamgen.discord")
 
-EXTENSIONS = ("cogs.generate", "cogs.remix", "cogs.buttons", "cogs.library", "cogs.admin")
+EXTENSIONS = ("cogs.generate", "cogs.remix", "cogs.buttons", "cogs.library", "cogs.admin", "cogs.sessions")
 NO_MENTIONS = discord.AllowedMentions.none()
 COLOUR = discord.Colour.from_rgb(124, 92, 255)
 # Discord lets an interaction token be used for 15 minutes; leave a margin for the upload itself.
@@ -92,6 +92,9 @@ class JamBot(commands.Bot):
         self.live: dict[str, LiveJob] = {}
         self.result_view: Callable[[Job, int], discord.ui.View] = lambda job, takes: discord.ui.View()
         self.progress_view: Callable[[str], discord.ui.View] = lambda job_id: discord.ui.View()
+        # Called with each delivery and the message's kwargs before it is posted (cogs.sessions adds a take's
+        # place in its jam); a hook must not raise.
+        self.delivery_hooks: list[Callable[[Delivery, dict[str, Any]], Awaitable[None]]] = []
 
     async def on_message(self, message: discord.Message, /) -> None:
         """jamgen has no prefix commands: messages only matter to the reply-to-remix listener."""
@@ -335,6 +338,8 @@ class DiscordDeliverer:
             "embeds": result_embeds(delivery, parent_url),
             "view": self.bot.result_view(job, len(delivery.takes)),
         }
+        for hook in self.bot.delivery_hooks:
+            await hook(delivery, kwargs)
         if live and live.interaction and interaction_alive(live.interaction):
             try:
                 message = await asyncio.wait_for(

@@ -15,8 +15,9 @@ import discord
 from discord.ext import commands
 
 from bot.client import JamBot, clip, member_context, report_error, send_ephemeral, submit_and_track
-from bot.service import Job
+from bot.service import Job, NotYourJobError
 from cogs.remix import RemixModal
+from cogs.sessions import post_loop
 
 JOB = r"(?P<job>[a-z0-9]{4,16})"
 TAKE = r"(?::(?P<take>[0-3]))?"
@@ -100,6 +101,15 @@ class RemixButton(JobButton, template=rf"^jamgen:remix:{JOB}{TAKE}$"):
         await interaction.response.send_modal(RemixModal(bot, from_job=self.job_id, take=self.take))
 
 
+class LoopButton(JobButton, template=rf"^jamgen:loop:{JOB}{TAKE}$"):
+    """🔁 Cut the take into a seamless loop of whole bars (posted publicly)."""
+
+    action, label, emoji = "loop", "Loop", "🔁"
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await post_loop(self.bot(interaction), interaction, self.job_id, self.take)
+
+
 class RecipeButton(JobButton, template=rf"^jamgen:recipe:{JOB}$"):
     """ℹ️ The full recipe, privately."""
 
@@ -124,6 +134,10 @@ class DeleteButton(JobButton, template=rf"^jamgen:delete:{JOB}$"):
         bot = self.bot(interaction)
         context = member_context(interaction)
         try:
+            # The rights are checked on the job the custom_id names, and the clicked message is what gets
+            # deleted: a forged custom_id naming one's own job must not delete someone else's message.
+            if interaction.message is None or bot.job_id_of(interaction.message) != self.job_id:
+                raise NotYourJobError("This button does not belong to this take.")
             await bot.service.delete_take(self.job_id, context["user_id"], is_admin=context["is_admin"])
         except Exception as exc:
             await report_error(interaction, exc)
@@ -160,13 +174,13 @@ def render_recipe(bot: JamBot, job: Job) -> str:
 
 
 def result_view(job: Job, takes: int) -> discord.ui.View:
-    """Buttons under a finished job: one row for the job, one per take for extend/remix."""
+    """Buttons under a finished job: one row for the job, one per take for extend/remix/loop."""
     view = discord.ui.View(timeout=None)
     for item in (RerollButton(job.id), RecipeButton(job.id), DeleteButton(job.id)):
         view.add_item(item)
     for take in range(takes):
         multi = takes > 1
-        for cls in (ExtendButton, RemixButton):
+        for cls in (ExtendButton, RemixButton, LoopButton):
             item = cls(job.id, take if multi else None)
             item.item.row = take + 1
             view.add_item(item)
@@ -189,7 +203,7 @@ class Buttons(commands.Cog):
 
 async def setup(bot: JamBot) -> None:
     """Register the dynamic items and the view factories the deliverer uses."""
-    bot.add_dynamic_items(RerollButton, ExtendButton, RemixButton, RecipeButton, DeleteButton, CancelButton)
+    bot.add_dynamic_items(RerollButton, ExtendButton, RemixButton, LoopButton, RecipeButton, DeleteButton, CancelButton)
     bot.result_view = result_view
     bot.progress_view = progress_view
     await bot.add_cog(Buttons(bot))

@@ -4,11 +4,23 @@ Inputs: :func:`save_attachment` (store an attachment safely in its job folder),
 :func:`probe`, :func:`decode`, :func:`load_input`, and the excerpts each mode
 conditions on. Outputs: :func:`encode` (level, tag, fit the upload limit),
 :func:`read_recipe`, :func:`waveform_png`. Analysis: :func:`analyse`,
-:func:`estimate_tempo`, :func:`estimate_key`, :func:`analyse_file`.
-See docs/AUDIO.md for what is accepted and why.
+:func:`estimate_tempo`, :func:`estimate_key`, :func:`analyse_file`. Arranging
+(``arrange.py``): :func:`make_loop` (a seamless loop of whole bars) and :func:`bounce`
+(one track from a chain of takes). See docs/AUDIO.md for what is accepted and why.
 """
 
 from bot.audio.analysis import Analysis, analyse, analyse_file, estimate_key, estimate_tempo, warm_up
+from bot.audio.arrange import (
+    BouncePart,
+    BounceTooLongError,
+    BounceTrack,
+    LoopTrack,
+    NoSteadyBeatError,
+    TooShortToLoopError,
+    bounce,
+    bounce_tags,
+    make_loop,
+)
 from bot.audio.encode import (
     DEFAULT_BYTE_LIMIT,
     MP3_BITRATES_KBPS,
@@ -83,6 +95,9 @@ __all__ = [
     "AudioTooLongError",
     "AudioTooShortError",
     "AudioToolMissingError",
+    "BouncePart",
+    "BounceTooLongError",
+    "BounceTrack",
     "DamagedAudioError",
     "EmptyAudioFileError",
     "EncodedTrack",
@@ -90,7 +105,9 @@ __all__ = [
     "InputAudio",
     "InputFileNotFoundError",
     "InputTimeoutError",
+    "LoopTrack",
     "NoAudioStreamError",
+    "NoSteadyBeatError",
     "Normalization",
     "NotAudioError",
     "OutputFormat",
@@ -100,10 +117,13 @@ __all__ = [
     "RecipeNotFoundError",
     "SavedInput",
     "TooManyChannelsError",
+    "TooShortToLoopError",
     "TrackTags",
     "UnsupportedAudioFormatError",
     "analyse",
     "analyse_file",
+    "bounce",
+    "bounce_tags",
     "continuation_prompt",
     "decode",
     "encode",
@@ -114,6 +134,7 @@ __all__ = [
     "level",
     "load_input",
     "loudest_window_start",
+    "make_loop",
     "melody_excerpt",
     "probe",
     "read_recipe",
