@@ -13,7 +13,8 @@ HELP_TEXT = """\
 `/generate prompt` makes a track from words. `/melody` follows a tune you attach, `/style` borrows the \
 feel of a short excerpt, `/continue` carries on from where a file ends. Reply to any jamgen track (or \
 mention jamgen in a reply to a message with audio) to remix it; start the reply with `melody:`, \
-`style:` or `continue:` to pick how.
+`style:` or `continue:` to pick how. `/session start` opens a jam thread with a shared tempo and key; \
+`/session tree`, `/session bounce` and `/session end` follow the jam.
 
 **Prompting.** Say what a musician would need: genre and era (*90s boom bap*, *baroque*), \
 instruments (*upright bass, brushed drums, rhodes*), mood (*melancholic, uplifting*), tempo in BPM \

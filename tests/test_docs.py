@@ -75,7 +75,7 @@ def test_every_slash_command_is_documented_with_an_example():
         for owner, name in _decorated_names(cog):
             prefix = {"settings_group": "/jam settings ", "quota_group": "/jam quota "}.get(owner)
             if prefix is None:
-                prefix = "/jam " if cog.name == "admin.py" else "/"
+                prefix = {"admin.py": "/jam ", "sessions.py": "/session "}.get(cog.name, "/")
             names.append(prefix + name)
     assert len(names) >= 20
     for name in names:
@@ -94,7 +94,7 @@ def test_the_context_menu_the_reply_prefixes_and_every_button_are_documented():
     buttons = re.findall(
         r'action, label, emoji(?:, style)? = "\w+", "(\w+)", "([^"]+)"', (ROOT / "cogs" / "buttons.py").read_text()
     )
-    assert len(buttons) == 6
+    assert len(buttons) == 7
     for label, emoji in buttons:
         assert f"| {emoji} {label} |" in commands
 

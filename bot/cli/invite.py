@@ -41,6 +41,8 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission("Embed Links", 14, "the result card with prompt, model, seed, tempo and waveform"),
     Permission("Attach Files", 15, "upload the MP3s and waveform pictures"),
     Permission("Read Message History", 16, "read the message a reply points at (reply-to-remix)"),
+    Permission("Create Public Threads", 35, "open a thread for each jam session (/session start)"),
+    Permission("Pin Messages", 51, "pin a jam session's header in its thread"),
 )
 
 

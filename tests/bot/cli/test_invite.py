@@ -18,6 +18,8 @@ LISTED = discord.Permissions(
     attach_files=True,
     embed_links=True,
     read_message_history=True,
+    create_public_threads=True,
+    pin_messages=True,
 )
 
 
@@ -46,7 +48,7 @@ def test_the_url_asks_for_exactly_the_listed_permissions_and_both_scopes(capsys,
     assert status == 0
     query = _query(out.splitlines()[0])
     assert query["client_id"] == "123"
-    assert int(query["permissions"]) == LISTED.value == 1024 + 2048 + 16384 + 32768 + 65536 + 2**38
+    assert int(query["permissions"]) == LISTED.value == 1024 + 2048 + 16384 + 32768 + 65536 + 2**38 + 2**35 + 2**51
     assert query["scope"].split() == ["bot", "applications.commands"]
     assert query["integration_type"] == "0"
     assert "guild_id" not in query

@@ -11,6 +11,7 @@ from .conftest import new_job, raw
 
 TABLES_V1 = {"jobs", "guild_settings", "role_tiers", "member_quota", "blocks"}
 TABLES_V2 = TABLES_V1 | {"quota_ledger", "eta_stats"}
+TABLES_LATEST = TABLES_V2 | {"sessions", "take_reactions"}
 
 
 def _tables(path):
@@ -43,7 +44,7 @@ async def test_open_creates_folders_and_sets_the_connection_up(db_path, clock):
         assert (await db.execute_fetchall("PRAGMA foreign_keys"))[0][0] == 1
         assert (await db.execute_fetchall("PRAGMA busy_timeout"))[0][0] == 10_000
         assert await schema_version(db) == latest_version()
-    assert _tables(db_path) == TABLES_V2
+    assert _tables(db_path) == TABLES_LATEST
 
 
 async def test_store_works_when_awaited_instead_of_entered(db_path, clock):
@@ -99,7 +100,7 @@ async def test_migrates_from_every_earlier_schema_version(tmp_path, clock, versi
             assert (await store.get_guild_settings(10)).default_model == "medium"
         await store.submit_job(new_job(), cost=12)
         assert (await store.quota_status(1, 10)).remaining == 18
-    assert _tables(path) == TABLES_V2
+    assert _tables(path) == TABLES_LATEST
     assert (await check_database(path)).ok
 
 
@@ -159,4 +160,4 @@ async def test_many_processes_opening_a_new_file_at_once_all_end_on_the_newest_s
     finally:
         for s in stores:
             await s.close()
-    assert _tables(db_path) == TABLES_V2
+    assert _tables(db_path) == TABLES_LATEST
