@@ -289,6 +289,11 @@ def message_url(guild_id: int | None, channel_id: int | None, message_id: int | 
     return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
 
 
+def owner_only(job: Job) -> discord.AllowedMentions:
+    """Ping the member whose take it is, and nobody else (prompts may contain mentions)."""
+    return discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(job.user_id)])
+
+
 class DiscordDeliverer:
     """Posts finished takes: into the interaction while its token lives, else into the channel.
 
@@ -344,7 +349,7 @@ class DiscordDeliverer:
             try:
                 message = await asyncio.wait_for(
                     live.interaction.followup.send(
-                        files=result_files(delivery), allowed_mentions=NO_MENTIONS, wait=True, **kwargs
+                        files=result_files(delivery), allowed_mentions=owner_only(job), wait=True, **kwargs
                     ),
                     self.upload_timeout_s,
                 )
@@ -389,7 +394,7 @@ class DiscordDeliverer:
             )
             if reference
             else None,
-            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(job.user_id)]),
+            allowed_mentions=owner_only(job),
             **kwargs,
         )
 

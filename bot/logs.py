@@ -80,4 +80,6 @@ def configure_logging(level: str = "INFO", secrets: Iterable[str] = (), stream: 
     handler._jamgen = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+    # numba dumps bytecode at DEBUG (megabytes per start): never useful to an admin.
+    logging.getLogger("numba").setLevel(max(logging.INFO, logging.getLevelName(level)))
     return handler

@@ -13,14 +13,16 @@ sampling: the same draws from the same random stream), and differs in how a step
   through each layer's key and value weights at every step (``StreamingMultiheadAttention``
   with ``cross_attention=True``); they never change within a window, so they are computed once;
 * **no streaming bookkeeping**: no state dictionaries, masks, einops or host syncs per step;
-* **CUDA graphs** (on CUDA, optional): the one-token step has static shapes (the cache is used at
-  full length with a mask), is captured once per window and replayed. The first replay is checked
-  against the eager step and the loop runs eagerly if they disagree.
+* **CUDA graphs** (on CUDA, optional): the one-token step gets static shapes (its position is
+  read from a tensor, the cache is attended to a bucket of positions with a mask), is captured
+  once per bucket of 256 positions and replayed. Each graph's first replay is checked against
+  the eager step, and the loop runs eagerly if they disagree or capture fails.
 
-The arithmetic of a step is audiocraft's, operation for operation, so that greedy decoding gives
-bit-identical logits on the CPU (tests/bot/engine/worker/test_decode.py compares the tokens with
-audiocraft's for the text, stereo, melody and style debug models). The static-shape step attends
-over the whole cache with masked positions, which can differ from audiocraft in the last bit.
+The arithmetic of a step is audiocraft's, operation for operation and in the same shapes, so
+greedy decoding gives bit-identical logits on the CPU (tests/bot/engine/worker/test_decode.py
+compares the tokens with audiocraft's for the text, stereo, continuation, melody and style
+models, and the released configurations at tiny size). The static-shape step attends over masked
+positions too; on the CPU its tokens are the same, on a GPU its kernels may round differently.
 
 Models the loop does not know (MAGNeT, rotary embeddings, limited past context, two-step CFG,
 ``sum``/``input_interpolate`` fusing, xformers attention, nn.MultiheadAttention layers) use
@@ -52,6 +54,7 @@ from audiocraft.modules.transformer import (
 )
 from audiocraft.utils import utils as audiocraft_utils
 from audiocraft.utils.autocast import TorchAutocast
+from torch import nn
 from torch.nn import functional as F  # noqa: N812 (the usual name)
 
 from bot.engine.decoding import DecodeOptions
@@ -163,16 +166,6 @@ def autocast_for(device: torch.device, requested: str) -> TorchAutocast:
 # ---------------------------------------------------------------- one step
 
 
-@dataclass
-class _LayerCache:
-    """One layer's keys and values: the self-attention past and, once per window, the cross-attention ones."""
-
-    keys: torch.Tensor
-    values: torch.Tensor
-    cross_keys: torch.Tensor | None = None
-    cross_values: torch.Tensor | None = None
-
-
 def _time_dim(attn: StreamingMultiheadAttention) -> int:
     """audiocraft's layout: [b, h, t, d] (time dim 2) for SDPA, [b, t, h, d] (time dim 1) for its einsum path."""
     return 2 if attn.memory_efficient else 1
@@ -191,6 +184,44 @@ def _merge_heads(x: torch.Tensor, time_dim: int) -> torch.Tensor:
         x = x.permute(0, 2, 1, 3)
     b, t, h, d = x.shape
     return x.reshape(b, t, h * d)
+
+
+def _linear(module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` without the module call (the same op, less Python per step)."""
+    return F.linear(x, module.weight, module.bias)
+
+
+def _norm(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` for a LayerNorm, without the module call."""
+    if type(module) is nn.LayerNorm:
+        return F.layer_norm(x, module.normalized_shape, module.weight, module.bias, module.eps)
+    return module(x)
+
+
+def _scaled(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A layer scale (identity unless the model has LayerScale)."""
+    return x if isinstance(module, nn.Identity) else module(x)
+
+
+@dataclass
+class _LayerState:
+    """One layer's KV cache and the cross-attention tensors computed once per window.
+
+    Args:
+        layer: the layer.
+        keys: self-attention keys, the whole window's capacity, audiocraft's layout.
+        values: self-attention values, same shape.
+        cross_keys: cross-attention keys of the condition (None without cross-attention).
+        cross_values: cross-attention values.
+        cross_q: the query slice of the cross-attention projection, (weight, bias).
+    """
+
+    layer: StreamingTransformerLayer
+    keys: torch.Tensor
+    values: torch.Tensor
+    cross_keys: torch.Tensor | None = None
+    cross_values: torch.Tensor | None = None
+    cross_q: tuple[torch.Tensor, torch.Tensor | None] | None = None
 
 
 class _StepModel:
@@ -215,52 +246,49 @@ class _StepModel:
     ) -> None:
         self.lm = lm
         self.static = static
-        self.layers: list[StreamingTransformerLayer] = list(lm.transformer.layers)
-        self.caches: list[_LayerCache] = []
+        self.layers: list[_LayerState] = []
         prefill_len = 0
-        for index, layer in enumerate(self.layers):
-            attn = layer.self_attn
-            time_dim = _time_dim(attn)
+        for index, layer in enumerate(lm.transformer.layers):
+            time_dim = _time_dim(layer.self_attn)
             past_keys = prefill_state[f"transformer.layers.{index}.self_attn.past_keys"]
             past_values = prefill_state[f"transformer.layers.{index}.self_attn.past_values"]
             prefill_len = past_keys.shape[time_dim]
             shape = list(past_keys.shape)
             shape[time_dim] = capacity
             # Zeros, not empty(): a masked position still multiplies its value by 0, and 0 * NaN is NaN.
-            keys = past_keys.new_zeros(shape)
-            values = past_values.new_zeros(shape)
-            keys.narrow(time_dim, 0, prefill_len).copy_(past_keys)
-            values.narrow(time_dim, 0, prefill_len).copy_(past_values)
-            cache = _LayerCache(keys, values)
+            state = _LayerState(layer, past_keys.new_zeros(shape), past_values.new_zeros(shape))
+            state.keys.narrow(time_dim, 0, prefill_len).copy_(past_keys)
+            state.values.narrow(time_dim, 0, prefill_len).copy_(past_values)
             if layer.cross_attention is not None:
                 assert cross_source is not None
-                cache.cross_keys, cache.cross_values = self._cross_kv(layer.cross_attention, cross_source)
-            self.caches.append(cache)
+                self._prepare_cross(state, layer.cross_attention, cross_source)
+            self.layers.append(state)
         self.length = prefill_len
-        device = self.caches[0].keys.device
+        device = self.layers[0].keys.device
         # The step's position as a tensor, so that a captured graph reads the current one.
         self.position = torch.full((1,), prefill_len, dtype=torch.long, device=device)
         self.key_positions = torch.arange(capacity, device=device)
         self.capacity = capacity
-        # Static shapes attend over this many cache positions (a multiple of the graph bucket).
+        # Static shapes attend over this many cache positions (see fit_window).
         self.window = capacity
 
     @staticmethod
-    def _cross_kv(attn: StreamingMultiheadAttention, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The cross-attention keys and values, exactly as audiocraft computes them at every step."""
+    def _prepare_cross(state: _LayerState, attn: StreamingMultiheadAttention, source: torch.Tensor) -> None:
+        """The cross-attention keys and values, computed as audiocraft computes them at every step."""
         dim = attn.in_proj_weight.shape[0] // 3
         bias = attn.in_proj_bias
-        bias_k = None if bias is None else bias[dim : 2 * dim]
-        bias_v = None if bias is None else bias[2 * dim :]
-        k = F.linear(source, attn.in_proj_weight[dim : 2 * dim], bias_k)
-        v = F.linear(source, attn.in_proj_weight[2 * dim :], bias_v)
+        weight = attn.in_proj_weight
+        k = F.linear(source, weight[dim : 2 * dim], None if bias is None else bias[dim : 2 * dim])
+        v = F.linear(source, weight[2 * dim :], None if bias is None else bias[2 * dim :])
         time_dim = _time_dim(attn)
-        return _split_heads(k, attn.num_heads, time_dim), _split_heads(v, attn.num_heads, time_dim)
+        state.cross_keys = _split_heads(k, attn.num_heads, time_dim)
+        state.cross_values = _split_heads(v, attn.num_heads, time_dim)
+        state.cross_q = (weight[:dim], None if bias is None else bias[:dim])
 
     # -------------------------------------------------------- attention
 
+    @staticmethod
     def _attend(
-        self,
         attn: StreamingMultiheadAttention,
         q: torch.Tensor,
         k: torch.Tensor,
@@ -289,11 +317,10 @@ class _StepModel:
             weights = torch.softmax(scores, dim=-1).to(v)
             x = torch.einsum("b h t k, b k h d -> b t h d", weights, v)
         x = x.to(out_dtype)
-        return attn.out_proj(_merge_heads(x, time_dim))
+        return _linear(attn.out_proj, _merge_heads(x, time_dim))
 
-    def _self_attention(self, index: int, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        attn = self.layers[index].self_attn
-        cache = self.caches[index]
+    def _self_attention(self, state: _LayerState, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        attn = state.layer.self_attn
         time_dim = _time_dim(attn)
         projected = F.linear(x, attn.in_proj_weight, attn.in_proj_bias)
         b, t, _ = projected.shape
@@ -302,28 +329,29 @@ class _StepModel:
             packed = packed.permute(0, 3, 2, 1, 4)  # b h p t d
         q, k, v = packed.unbind(dim=2)
         if self.static:
-            cache.keys.index_copy_(time_dim, self.position, k)
-            cache.values.index_copy_(time_dim, self.position, v)
-            keys = cache.keys.narrow(time_dim, 0, self.window)
-            values = cache.values.narrow(time_dim, 0, self.window)
+            state.keys.index_copy_(time_dim, self.position, k)
+            state.values.index_copy_(time_dim, self.position, v)
+            length = self.window
         else:
-            cache.keys.narrow(time_dim, self.length, 1).copy_(k)
-            cache.values.narrow(time_dim, self.length, 1).copy_(v)
-            keys = cache.keys.narrow(time_dim, 0, self.length + 1)
-            values = cache.values.narrow(time_dim, 0, self.length + 1)
+            state.keys.narrow(time_dim, self.length, 1).copy_(k)
+            state.values.narrow(time_dim, self.length, 1).copy_(v)
+            length = self.length + 1
+        keys = state.keys.narrow(time_dim, 0, length)
+        values = state.values.narrow(time_dim, 0, length)
         return self._attend(attn, q, keys, values, mask, x.dtype)
 
-    def _cross_attention(self, index: int, query: torch.Tensor) -> torch.Tensor:
-        attn = self.layers[index].cross_attention
+    def _cross_attention(self, state: _LayerState, query: torch.Tensor) -> torch.Tensor:
+        attn = state.layer.cross_attention
         assert attn is not None
-        cache = self.caches[index]
-        assert cache.cross_keys is not None
-        assert cache.cross_values is not None
-        dim = attn.in_proj_weight.shape[0] // 3
-        bias_q = None if attn.in_proj_bias is None else attn.in_proj_bias[:dim]
-        q = F.linear(query, attn.in_proj_weight[:dim], bias_q)
-        q = _split_heads(q, attn.num_heads, _time_dim(attn))
-        return self._attend(attn, q, cache.cross_keys, cache.cross_values, None, query.dtype)
+        assert state.cross_q is not None
+        assert state.cross_keys is not None
+        assert state.cross_values is not None
+        q = _split_heads(F.linear(query, *state.cross_q), attn.num_heads, _time_dim(attn))
+        return self._attend(attn, q, state.cross_keys, state.cross_values, None, query.dtype)
+
+    def _feed_forward(self, layer: StreamingTransformerLayer, x: torch.Tensor) -> torch.Tensor:
+        """``layer._ff_block`` (its dropout is the identity in eval mode)."""
+        return _linear(layer.linear2, layer.activation(_linear(layer.linear1, x)))
 
     # -------------------------------------------------------- the step
 
@@ -331,14 +359,14 @@ class _StepModel:
         """Logits [rows, K, 1, card] for the next position, after writing ``tokens`` [rows, K, 1] into the cache.
 
         Mirrors ``LMModel.forward`` → ``StreamingTransformer.forward`` →
-        ``StreamingTransformerLayer.forward`` for one streamed step.
+        ``StreamingTransformerLayer.forward`` for one streamed step, operation for operation.
 
         Args:
             tokens: the codes of the current position (special tokens where the pattern has none).
         """
         lm = self.lm
         n_q = tokens.shape[1]
-        x = sum([lm.emb[k](tokens[:, k]) for k in range(n_q)])
+        x = sum([F.embedding(tokens[:, k], lm.emb[k].weight) for k in range(n_q)])
         transformer = lm.transformer
         positions = self.position.view(-1, 1, 1)
         pos_emb = create_sin_embedding(positions, x.shape[-1], max_period=transformer.max_period, dtype=x.dtype)
@@ -346,23 +374,25 @@ class _StepModel:
         mask = None
         if self.static:
             mask = (self.key_positions[: self.window] <= self.position).view(1, 1, 1, -1)
-        for index, layer in enumerate(self.layers):
-            has_cross = layer.cross_attention is not None
+        for state in self.layers:
+            layer = state.layer
+            has_cross = state.cross_q is not None
             if layer.norm_first:
-                x = x + layer.layer_scale_1(self._self_attention(index, layer.norm1(x), mask))
+                x = x + _scaled(layer.layer_scale_1, self._self_attention(state, _norm(layer.norm1, x), mask))
                 if has_cross:
-                    x = x + layer.layer_scale_cross(self._cross_attention(index, layer.norm_cross(x)))
-                x = x + layer.layer_scale_2(layer._ff_block(layer.norm2(x)))
+                    x = x + _scaled(layer.layer_scale_cross, self._cross_attention(state, _norm(layer.norm_cross, x)))
+                x = x + _scaled(layer.layer_scale_2, self._feed_forward(layer, _norm(layer.norm2, x)))
             else:
                 src = x
-                x = layer.norm1(x + layer.layer_scale_1(self._self_attention(index, x, mask)))
+                x = _norm(layer.norm1, x + _scaled(layer.layer_scale_1, self._self_attention(state, x, mask)))
                 if has_cross:
                     # audiocraft's post-norm layer feeds the layer's input (src) to the cross-attention.
-                    x = layer.norm_cross(x + layer.layer_scale_cross(self._cross_attention(index, src)))
-                x = layer.norm2(x + layer.layer_scale_2(layer._ff_block(x)))
+                    attended = self._cross_attention(state, src)
+                    x = _norm(layer.norm_cross, x + _scaled(layer.layer_scale_cross, attended))
+                x = _norm(layer.norm2, x + _scaled(layer.layer_scale_2, self._feed_forward(layer, x)))
         if lm.out_norm:
-            x = lm.out_norm(x)
-        return torch.stack([lm.linears[k](x) for k in range(n_q)], dim=1)
+            x = _norm(lm.out_norm, x)
+        return torch.stack([_linear(lm.linears[k], x) for k in range(n_q)], dim=1)
 
     def fit_window(self, bucket: int) -> int:
         """Set :attr:`window` to the current position rounded up to a multiple of ``bucket`` (static shapes).
@@ -371,7 +401,7 @@ class _StepModel:
             bucket: cache positions per static shape.
         """
         needed = self.length + 1
-        self.window = min(self.capacity, -(-needed // max(1, bucket)) * max(1, bucket))
+        self.window = min(self.capacity, -(-needed // bucket) * bucket)
         return self.window
 
     def advance(self) -> None:

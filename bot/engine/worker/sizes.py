@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 from audiocraft.models import MusicGen, builders
+from audiocraft.models.lm import LMModel
 from omegaconf import OmegaConf
 
 from bot.engine.worker.models import _patched, _start_from_random_codes
@@ -182,16 +183,15 @@ def _codec_config(device: torch.device) -> dict[str, object]:
     }
 
 
-def lm_parameter_bytes(model: MusicGen) -> int:
+def lm_parameter_bytes(lm: LMModel) -> int:
     """Bytes of the LM weights one decoding step reads (everything but the embedding tables and conditioners).
 
     An embedding lookup reads one row per codebook, and the conditioners run once per call, so
     neither counts toward the per-step memory traffic.
 
     Args:
-        model: the model.
+        lm: the language model.
     """
-    lm = model.lm
     skip = {id(p) for p in lm.condition_provider.parameters()} | {id(p) for p in lm.emb.parameters()}
     return sum(p.numel() * p.element_size() for p in lm.parameters() if id(p) not in skip)
 
@@ -224,22 +224,14 @@ def memory_bandwidth_gbs(device: torch.device, megabytes: int = 512, repeats: in
     return 2 * source.numel() * source.element_size() / best / 1e9
 
 
-def build_sized_model(size: str, device: torch.device, seed: int = 0) -> MusicGen:
-    """A MusicGen of a released size with random weights and the real codec shape.
+def build_sized_lm(shape: ModelShape | str, device: torch.device) -> LMModel:
+    """The LM of a released size with random weights, as audiocraft's builder makes it.
 
     Args:
-        size: a key of :data:`MODEL_SHAPES`.
-        device: where it runs.
-        seed: weight seed (the same seed gives the same weights).
-
-    Raises:
-        KeyError: unknown size.
+        shape: a :class:`ModelShape` or a key of :data:`MODEL_SHAPES`.
+        device: where it runs (``meta`` builds it without memory, to count parameters).
     """
-    shape = MODEL_SHAPES[size]
-    torch.manual_seed(seed)
-    codec = builders.get_compression_model(OmegaConf.create(_codec_config(device)))
-    _start_from_random_codes(codec)
-    codec = codec.to(device).eval()
+    shape = MODEL_SHAPES[shape] if isinstance(shape, str) else shape
     lm_cfg = OmegaConf.create(_lm_config(shape, device))
     if shape.melody:
         import demucs.pretrained
@@ -254,8 +246,34 @@ def build_sized_model(size: str, device: torch.device, seed: int = 0) -> MusicGe
     if "self_wav" in lm.condition_provider.conditioners:
         lm.condition_provider.conditioners["self_wav"].match_len_on_eval = True
         lm.condition_provider.conditioners["self_wav"]._use_masking = False
-    model = MusicGen(f"random-{size}", codec, lm, max_duration=30.0)
-    return model
+    return lm
 
 
-__all__ = ["MODEL_SHAPES", "ModelShape", "build_sized_model", "lm_parameter_bytes", "memory_bandwidth_gbs"]
+def build_sized_model(shape: ModelShape | str, device: torch.device, seed: int = 0) -> MusicGen:
+    """A MusicGen of a released size with random weights and the real codec shape.
+
+    Args:
+        shape: a :class:`ModelShape` or a key of :data:`MODEL_SHAPES`.
+        device: where it runs.
+        seed: weight seed (the same seed gives the same weights).
+
+    Raises:
+        KeyError: unknown size.
+    """
+    shape = MODEL_SHAPES[shape] if isinstance(shape, str) else shape
+    torch.manual_seed(seed)
+    codec = builders.get_compression_model(OmegaConf.create(_codec_config(device)))
+    _start_from_random_codes(codec)
+    codec = codec.to(device).eval()
+    lm = build_sized_lm(shape, device)
+    return MusicGen(f"random-{shape.name}", codec, lm, max_duration=30.0)
+
+
+__all__ = [
+    "MODEL_SHAPES",
+    "ModelShape",
+    "build_sized_lm",
+    "build_sized_model",
+    "lm_parameter_bytes",
+    "memory_bandwidth_gbs",
+]
