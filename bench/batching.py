@@ -25,11 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from bot.engine.types import GenerationRequest, Mode, SamplingParams  # noqa: E402
-from bot.engine.worker.generate import CallOutput, count_decode_steps, run_call  # noqa: E402
-from bot.engine.worker.sizes import MODEL_SHAPES, build_sized_model  # noqa: E402
+from bot.engine.types import GenerationRequest, Mode, SamplingParams
+from bot.engine.worker.generate import CallOutput, count_decode_steps, run_call
+from bot.engine.worker.sizes import MODEL_SHAPES, build_sized_model
 
 PROMPTS = ("lofi hip hop with warm piano", "fast drum and bass", "ambient pads", "funky slap bass", "epic strings")
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=2.0, help="seconds of audio per take (default 2)")
     parser.add_argument("--batch", type=int, default=4, help="takes per batched call (default 4)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: steady on a shared machine)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: all cores)")
     parser.add_argument("--quick", action="store_true", help="tiny model, 1 s (seconds)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -66,13 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA GPU")
     device = torch.device(args.device)
-    torch.set_num_threads(args.threads)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
 
     model = build_sized_model(args.model_size, device)
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()
     print(f"# {hardware}; torch {torch.__version__}; random {args.model_size}; engine path (run_call)")
     print(f"device={device.type}")
-    print(f"threads={args.threads if device.type == 'cpu' else 0}")
+    print(f"threads={threads if device.type == 'cpu' else 0}")
     print(f"model_size={args.model_size}")
     print(f"duration_s={args.duration:g}")
     print(f"decode_steps={count_decode_steps(model, args.duration)}")

@@ -84,7 +84,9 @@ def test_missing_token_says_how_to_get_one():
 
 def test_example_env_lists_every_setting_and_matches_the_definition():
     example = (ROOT / "config.example.env").read_text()
-    assert example == render_example_env() + "\n", "config.example.env drifted: run .venv/bin/python scripts/render_docs.py"
+    assert example == render_example_env() + "\n", (
+        "config.example.env drifted: run .venv/bin/python scripts/render_docs.py"
+    )
     keys = {line.split("=", 1)[0] for line in example.splitlines() if line and not line.startswith("#")}
     assert keys == {f.metadata["key"] for f in dataclasses.fields(Settings)}
 
