@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", default=None, help="batch sizes, comma-separated (default 1,4,8; 1,4,8,16 on CUDA)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: all cores)")
-    parser.add_argument("--repeats", type=int, default=1, help="timed calls per path and batch; the best counts")
+    parser.add_argument("--repeats", type=int, default=2, help="timed calls per path and batch; the best counts")
     parser.add_argument("--quick", action="store_true", help="tiny model, 1 s, batches 1 and 4 (seconds)")
     parser.add_argument(
         "--ablation",

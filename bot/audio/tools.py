@@ -2,7 +2,8 @@
 
 Nothing here goes through a shell. Each run gets its own session (process
 group) so that a timeout or a cancellation kills the tool and anything it
-started, and the caller's coroutine never waits on a stuck decoder.
+started, and the caller's coroutine never waits on a stuck decoder. Tools run
+at a slightly lower CPU priority than the bot (``TOOL_NICENESS``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ FFPROBE = "ffprobe"
 
 _CHUNK = 1 << 20
 _STDERR_KEEP = 64 * 1024
+# Tools run a little below the bot's own CPU priority: on a small box an encoder competes with the
+# event loop for the same cores, and the loop (Discord's 3 s acknowledgements, scheduling) must win.
+TOOL_NICENESS = 5
 
 
 @dataclass(frozen=True)
@@ -158,8 +162,10 @@ async def run_tool(
     program = argv[0]
     if os.sep not in program:
         program = tool_path(program)
+    nice = shutil.which("nice")
+    command = [nice, "-n", str(TOOL_NICENESS), program] if nice else [program]
     proc = await asyncio.create_subprocess_exec(
-        program,
+        *command,
         *argv[1:],
         stdin=asyncio.subprocess.PIPE if stdin_data is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,

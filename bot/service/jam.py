@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import time
 import uuid
@@ -58,7 +59,8 @@ log = logging.getLogger("jamgen.service")
 
 NEEDS_AUDIO = {Mode.MELODY, Mode.STYLE, Mode.CONTINUATION}
 CONTINUATION_SECONDS = 10.0
-RENDER_SLOTS = 2
+# Renders (MP3, waveform, tempo) at once: one core stays free for the event loop and the engine's feeding.
+RENDER_SLOTS = max(1, min(2, (os.cpu_count() or 1) - 1))
 
 
 @dataclass(frozen=True)
@@ -681,8 +683,12 @@ class JamService:
     async def _run_batch(self, batch: list[QueuedJob]) -> None:
         jobs: list[Job] = []
         requests: list[GenerationRequest] = []
-        for queued in batch:
-            job = await self.store.mark_running(queued.job_id)
+        try:
+            started = await self.store.mark_batch_running([queued.job_id for queued in batch])
+        except BaseException:
+            self._running.clear()
+            raise
+        for job in started:
             try:
                 job_requests = await self._requests_for(job)
             except JamgenError as exc:
@@ -700,9 +706,12 @@ class JamService:
         self._running_done_steps = 0
         self._running_total_steps = 0
         try:
-            results = await self._generate(jobs, requests)
+            calls = await self._generate(jobs, requests)
         finally:
             self._running.clear()
+        # One measurement per engine call, stored off the scheduling path (a batch shares one model).
+        self._spawn(self._record_step_times(jobs[0].model, calls))
+        results = [result for call in calls for result in call]
         by_job: dict[str, list[GenerationResult | EngineError]] = {}
         for request, result in zip(requests, results, strict=True):
             by_job.setdefault(request.request_id.split(":")[0], []).append(result)
@@ -711,8 +720,8 @@ class JamService:
 
     async def _generate(
         self, jobs: list[Job], requests: list[GenerationRequest]
-    ) -> list[GenerationResult | EngineError]:
-        """Run the requests: one engine call for a batch, one call per take for seeded jobs."""
+    ) -> list[list[GenerationResult | EngineError]]:
+        """Run the requests: one engine call for a batch, one call per take for seeded jobs; results per call."""
         progress_of: dict[str, Progress] = {}
 
         def on_progress(p: Progress) -> None:
@@ -726,14 +735,11 @@ class JamService:
                 JobUpdate(job_id, Phase.RUNNING, position=0, fraction=fraction, eta_s=self._running_left_s())
             )
 
-        if any(job.seed is not None for job in jobs):
-            results: list[GenerationResult | EngineError] = []
-            for request in requests:
-                self.generate_calls += 1
-                results.extend(await self.engine.generate([request], on_progress))
-            return results
-        self.generate_calls += 1
-        return list(await self.engine.generate(requests, on_progress))
+        calls: list[list[GenerationResult | EngineError]] = []
+        for call in [[r] for r in requests] if any(job.seed is not None for job in jobs) else [requests]:
+            self.generate_calls += 1
+            calls.append(list(await self.engine.generate(call, on_progress)))
+        return calls
 
     async def _requests_for(self, job: Job) -> list[GenerationRequest]:
         mode = Mode(job.mode)
@@ -764,6 +770,15 @@ class JamService:
             for take in range(job.takes)
         ]
 
+    async def _record_step_times(self, model: str, calls: list[list[GenerationResult | EngineError]]) -> None:
+        for call in calls:
+            # The results of one call share its batch size, wall time and step count.
+            made = next((r for r in call if isinstance(r, GenerationResult)), None)
+            if made is not None:
+                self._step_times[(model, made.batch_size)] = await self.store.record_step_time(
+                    model, made.batch_size, made.elapsed_s / max(1, made.steps)
+                )
+
     async def _settle(self, job: Job, results: list[GenerationResult | EngineError], *, shared: bool = False) -> None:
         cancelled = job.id in self._cancel_requested
         self._cancel_requested.discard(job.id)
@@ -787,11 +802,6 @@ class JamService:
             await self._fail(job, error.message, refund=True)
             return
         good = [r for r in results if isinstance(r, GenerationResult)]
-        for result in good:
-            average = await self.store.record_step_time(
-                job.model, result.batch_size, result.elapsed_s / max(1, result.steps)
-            )
-            self._step_times[(job.model, result.batch_size)] = average
         self.progress.publish(JobUpdate(job.id, Phase.RENDERING, position=0, fraction=1.0))
         self._spawn(self._render_and_deliver(job, good))
 

@@ -9,11 +9,13 @@ serialised across every connection and process that opens the same file.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -190,7 +192,7 @@ class JobStore:
         self._db: aiosqlite.Connection | None = db
         self._path = path
         self._clock = clock
-        self._lock = asyncio.Lock()
+        self._lock = _FastLaneLock()
         self.default_budget = default_budget
 
     # ------------------------------------------------------------------ opening
@@ -234,7 +236,7 @@ class JobStore:
         """Close the connection (idempotent)."""
         if self._db is None:
             return
-        async with self._lock:
+        async with self._lock.held():
             db, self._db = self._db, None
             if db is not None:
                 await db.close()
@@ -257,9 +259,12 @@ class JobStore:
         return as_utc(self._clock())
 
     @asynccontextmanager
-    async def _tx(self, *, write: bool = True) -> AsyncIterator[aiosqlite.Connection]:
-        """One transaction: IMMEDIATE (write lock up front) for writes, deferred for reads."""
-        async with self._lock:
+    async def _tx(self, *, write: bool = True, urgent: bool = False) -> AsyncIterator[aiosqlite.Connection]:
+        """One transaction: IMMEDIATE (write lock up front) for writes, deferred for reads.
+
+        ``urgent`` transactions go before every waiting ordinary one (the engine waits on them).
+        """
+        async with self._lock.held(urgent=urgent):
             if self._db is None:
                 raise StoreError("the job store is closed")
             db = self._db
@@ -329,18 +334,21 @@ class JobStore:
         guild_key = new.guild_id or 0
         async with self._tx() as db:
             await _check_blocked(db, new.user_id, new.guild_id)
-            if max_pending_user is not None:
-                pending = await _count(db, "state IN ('queued', 'running') AND user_id = ?", (new.user_id,))
-                if pending >= max_pending_user:
-                    raise TooManyPending("user", pending, max_pending_user)
-            if max_pending_guild is not None and new.guild_id is not None:
-                pending = await _count(db, "state IN ('queued', 'running') AND guild_id = ?", (new.guild_id,))
-                if pending >= max_pending_guild:
-                    raise TooManyPending("guild", pending, max_pending_guild)
-            if max_queue is not None:
-                waiting = await _count(db, "state = 'queued'", ())
-                if waiting >= max_queue:
-                    raise TooManyPending("queue", waiting, max_queue)
+            # The three caps in one query: each round trip to the database thread costs an event-loop turn.
+            counts = _first(
+                await db.execute_fetchall(
+                    "SELECT coalesce(sum(user_id = ?), 0), coalesce(sum(guild_id IS ?), 0), "
+                    "coalesce(sum(state = 'queued'), 0) FROM jobs WHERE state IN ('queued', 'running')",
+                    (new.user_id, new.guild_id),
+                )
+            )
+            user_pending, guild_pending, waiting = (int(n) for n in counts) if counts else (0, 0, 0)
+            if max_pending_user is not None and user_pending >= max_pending_user:
+                raise TooManyPending("user", user_pending, max_pending_user)
+            if max_pending_guild is not None and new.guild_id is not None and guild_pending >= max_pending_guild:
+                raise TooManyPending("guild", guild_pending, max_pending_guild)
+            if max_queue is not None and waiting >= max_queue:
+                raise TooManyPending("queue", waiting, max_queue)
             if parent_id is not None and await _count(db, "id = ?", (parent_id,)) == 0:
                 raise JobNotFound(parent_id)
             if new.session_id is not None:
@@ -466,7 +474,7 @@ class JobStore:
         """
         wanted = normalize_job_id(job_id)
         async with self._tx(write=False) as db:
-            cursor = await db.execute(
+            rows = await db.execute_fetchall(
                 "WITH RECURSIVE chain (id, parent_id, depth) AS ("
                 "  SELECT id, parent_id, 0 FROM jobs WHERE id = ?"
                 "  UNION ALL"
@@ -475,7 +483,6 @@ class JobStore:
                 f") SELECT {_prefixed('jobs')} FROM chain JOIN jobs ON jobs.id = chain.id ORDER BY chain.depth DESC",
                 (wanted,),
             )
-            rows = await cursor.fetchall()
         if not rows:
             raise JobNotFound(wanted)
         return [_row_to_job(row) for row in rows]
@@ -511,8 +518,8 @@ class JobStore:
 
     async def _select_jobs(self, where_order: str, args: tuple[Any, ...]) -> list[Job]:
         async with self._tx(write=False) as db:
-            cursor = await db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where_order}", args)
-            return [_row_to_job(row) for row in await cursor.fetchall()]
+            rows = await db.execute_fetchall(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where_order}", args)
+            return [_row_to_job(row) for row in rows]
 
     # ------------------------------------------------------------------ transitions
 
@@ -526,8 +533,26 @@ class JobStore:
             IllegalTransition: the job is not queued.
             JobNotFound: no such job.
         """
+        (job,) = await self.mark_batch_running([job_id])
+        return job
+
+    async def mark_batch_running(self, job_ids: Sequence[str]) -> list[Job]:
+        """queued -> running for every job of one engine call, in one transaction (one disk sync).
+
+        Args:
+            job_ids: the jobs, in batch order.
+
+        Raises:
+            IllegalTransition: a job is not queued (then none of them moves).
+            JobNotFound: no such job.
+        """
         now = _ts(self.now())
-        return await self._move(job_id, JobState.RUNNING, "attempts = attempts + 1, started_at = ?", (now,))
+        # Urgent: the engine is idle until this commits, so it does not queue behind bookkeeping writes.
+        async with self._tx(urgent=True) as db:
+            return [
+                await _move_locked(db, job_id, JobState.RUNNING, "attempts = attempts + 1, started_at = ?", (now,))
+                for job_id in job_ids
+            ]
 
     async def requeue(self, job_id: str) -> Job:
         """running -> queued (the engine was interrupted); the job keeps its queue place and attempts.
@@ -656,24 +681,8 @@ class JobStore:
         refund: Callable[[JobState], bool] | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> Job:
-        wanted = normalize_job_id(job_id)
         async with self._tx() as db:
-            job = await _fetch_job(db, wanted)
-            if job is None:
-                raise JobNotFound(wanted)
-            if job.state not in ALLOWED_FROM[target]:
-                raise IllegalTransition(wanted, job.state, target)
-            await db.execute(f"UPDATE jobs SET state = ?, {assigns} WHERE id = ?", (str(target), *args, wanted))
-            if extra:
-                await db.execute(
-                    "UPDATE jobs SET extra = ? WHERE id = ?", (_dump_json(_merge(job.extra, extra), "extra"), wanted)
-                )
-            if refund is not None and refund(job.state):
-                await _refund_locked(db, wanted, self.now())
-            moved = await _fetch_job(db, wanted)
-        assert moved is not None
-        log.debug("job %s: %s -> %s", wanted, job.state, target)
-        return moved
+            return await _move_locked(db, job_id, target, assigns, args, refund=refund, extra=extra, now=self.now())
 
     # ------------------------------------------------------------------ recovery
 
@@ -691,8 +700,8 @@ class JobStore:
         interrupted: list[str] = []
         failed_ids: list[str] = []
         async with self._tx() as db:
-            cursor = await db.execute("SELECT id, attempts FROM jobs WHERE state = 'running' ORDER BY seq")
-            for row in await cursor.fetchall():
+            rows = await db.execute_fetchall("SELECT id, attempts FROM jobs WHERE state = 'running' ORDER BY seq")
+            for row in rows:
                 if row["attempts"] >= max_attempts:
                     await db.execute(
                         "UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE id = ?",
@@ -747,12 +756,12 @@ class JobStore:
                 is_admin=is_admin,
                 default_budget=default_budget,
             )
-            cursor = await db.execute(
+            rows = await db.execute_fetchall(
                 "SELECT coalesce(sum(CASE WHEN kind = 'grant' THEN amount_ms END), 0) AS granted, "
                 "coalesce(sum(amount_ms), 0) AS net FROM quota_ledger WHERE user_id = ? AND guild_id = ? AND day = ?",
                 (user_id, guild_key, day),
             )
-            row = await cursor.fetchone()
+            row = _first(rows)
         granted_ms, net_ms = (int(row["granted"]), int(row["net"])) if row else (0, 0)
         used_ms = granted_ms - net_ms
         if rule.budget_ms is None:
@@ -839,12 +848,12 @@ class JobStore:
         day = utc_day(now)
         guild_key = guild_id or 0
         async with self._tx() as db:
-            cursor = await db.execute(
+            rows = await db.execute_fetchall(
                 "SELECT coalesce(sum(amount_ms), 0) FROM quota_ledger "
                 "WHERE user_id = ? AND guild_id = ? AND day = ? AND kind <> 'grant'",
                 (user_id, guild_key, day),
             )
-            row = await cursor.fetchone()
+            row = _first(rows)
             used_ms = -int(row[0]) if row else 0
             if used_ms <= 0:
                 return 0.0
@@ -894,8 +903,7 @@ class JobStore:
 
     async def _select_ledger(self, where: str, args: tuple[Any, ...]) -> list[LedgerEntry]:
         async with self._tx(write=False) as db:
-            cursor = await db.execute(f"SELECT * FROM quota_ledger WHERE {where} ORDER BY id", args)
-            rows = await cursor.fetchall()
+            rows = await db.execute_fetchall(f"SELECT * FROM quota_ledger WHERE {where} ORDER BY id", args)
         return [
             LedgerEntry(
                 id=row["id"],
@@ -923,22 +931,24 @@ class JobStore:
         default_budget: float | None,
     ) -> BudgetRule:
         default_ms = to_ms(self.default_budget if default_budget is None else default_budget)
-        cursor = await db.execute(
+        rows = await db.execute_fetchall(
             "SELECT budget_ms, unlimited FROM member_quota WHERE user_id = ? AND guild_id = ?", (user_id, guild_key)
         )
-        member = await cursor.fetchone()
+        member = _first(rows)
         roles = sorted({int(r) for r in role_ids})
         tiers: list[int] = []
         guild_default_ms = None
         if guild_key:
             if roles:
                 marks = ", ".join("?" for _ in roles)
-                cursor = await db.execute(
+                rows = await db.execute_fetchall(
                     f"SELECT budget_ms FROM role_tiers WHERE guild_id = ? AND role_id IN ({marks})", (guild_key, *roles)
                 )
-                tiers = [int(row[0]) for row in await cursor.fetchall()]
-            cursor = await db.execute("SELECT default_budget_ms FROM guild_settings WHERE guild_id = ?", (guild_key,))
-            row = await cursor.fetchone()
+                tiers = [int(row[0]) for row in rows]
+            rows = await db.execute_fetchall(
+                "SELECT default_budget_ms FROM guild_settings WHERE guild_id = ?", (guild_key,)
+            )
+            row = _first(rows)
             guild_default_ms = row[0] if row else None
         return resolve_budget(
             default_ms=default_ms,
@@ -1066,8 +1076,7 @@ class JobStore:
     async def list_blocks(self) -> list[BlockEntry]:
         """The whole block list, oldest first."""
         async with self._tx(write=False) as db:
-            cursor = await db.execute("SELECT * FROM blocks ORDER BY created_at, kind, target_id")
-            rows = await cursor.fetchall()
+            rows = await db.execute_fetchall("SELECT * FROM blocks ORDER BY created_at, kind, target_id")
         return [BlockEntry(r["kind"], r["target_id"], r["reason"], _parse_ts(r["created_at"])) for r in rows]
 
     # ------------------------------------------------------------------ ETA statistics
@@ -1122,13 +1131,12 @@ class JobStore:
         """
         cutoff = _ts(self.now() - timedelta(days=days))
         async with self._tx(write=False) as db:
-            cursor = await db.execute(
+            rows = await db.execute_fetchall(
                 "SELECT id, outputs FROM jobs WHERE outputs <> '[]' "
                 "AND state IN ('delivered', 'failed', 'cancelled') AND coalesce(rendered_at, created_at) < ? "
                 "ORDER BY seq",
                 (cutoff,),
             )
-            rows = await cursor.fetchall()
         return [(row["id"], list(json.loads(row["outputs"]))) for row in rows]
 
     async def clear_outputs(self, job_id: str) -> None:
@@ -1179,8 +1187,8 @@ class JobStore:
         async with self._tx() as db:
             while True:
                 session_id = new_job_id()
-                cursor = await db.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,))
-                if await cursor.fetchone() is None:
+                rows = await db.execute_fetchall("SELECT 1 FROM sessions WHERE id = ?", (session_id,))
+                if _first(rows) is None:
                     break
             await db.execute(
                 "INSERT INTO sessions (id, guild_id, channel_id, thread_id, owner_id, theme, bpm, musical_key, "
@@ -1315,12 +1323,12 @@ class JobStore:
             the take's job id, or None when the message is not a session take (nothing is written).
         """
         async with self._tx() as db:
-            cursor = await db.execute(
+            rows = await db.execute_fetchall(
                 "SELECT jobs.id FROM jobs, json_each(jobs.delivered_message_ids) AS delivered "
                 "WHERE jobs.session_id IS NOT NULL AND delivered.value = ? ORDER BY jobs.seq LIMIT 1",
                 (message_id,),
             )
-            row = await cursor.fetchone()
+            row = _first(rows)
             if row is None:
                 return None
             job_id = str(row[0])
@@ -1344,12 +1352,12 @@ class JobStore:
             session_id: the session.
         """
         async with self._tx(write=False) as db:
-            cursor = await db.execute(
+            rows = await db.execute_fetchall(
                 "SELECT take_reactions.job_id, count(*) FROM take_reactions "
                 "JOIN jobs ON jobs.id = take_reactions.job_id WHERE jobs.session_id = ? GROUP BY take_reactions.job_id",
                 (normalize_job_id(session_id),),
             )
-            return {str(row[0]): int(row[1]) for row in await cursor.fetchall()}
+            return {str(row[0]): int(row[1]) for row in rows}
 
 
 # ---------------------------------------------------------------------- helpers
@@ -1452,28 +1460,107 @@ def _row_to_job(row: sqlite3.Row) -> Job:
 
 
 async def _fetch_job(db: aiosqlite.Connection, job_id: str) -> Job | None:
-    cursor = await db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
-    row = await cursor.fetchone()
+    rows = await db.execute_fetchall(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+    row = _first(rows)
     return None if row is None else _row_to_job(row)
 
 
+class _FastLaneLock:
+    """An asyncio lock with two queues of waiters: urgent ones are served first, each queue in order."""
+
+    def __init__(self) -> None:
+        self._locked = False
+        self._waiters: tuple[deque[asyncio.Future[None]], deque[asyncio.Future[None]]] = (deque(), deque())
+
+    @asynccontextmanager
+    async def held(self, *, urgent: bool = False) -> AsyncIterator[None]:
+        await self._acquire(urgent)
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self, urgent: bool) -> None:
+        if not self._locked:
+            self._locked = True
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._waiters[0 if urgent else 1]
+        queue.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release()  # handed the lock just as it was cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):  # already dropped by _release
+                    queue.remove(waiter)
+            raise
+
+    def _release(self) -> None:
+        # The lock passes straight to the next waiter, so nobody can slip in between.
+        for queue in self._waiters:
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+                    return
+        self._locked = False
+
+
+async def _move_locked(
+    db: aiosqlite.Connection,
+    job_id: str,
+    target: JobState,
+    assigns: str,
+    args: tuple[Any, ...],
+    *,
+    refund: Callable[[JobState], bool] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> Job:
+    """One state change inside an open transaction (``refund`` needs ``now``)."""
+    wanted = normalize_job_id(job_id)
+    job = await _fetch_job(db, wanted)
+    if job is None:
+        raise JobNotFound(wanted)
+    if job.state not in ALLOWED_FROM[target]:
+        raise IllegalTransition(wanted, job.state, target)
+    await db.execute(f"UPDATE jobs SET state = ?, {assigns} WHERE id = ?", (str(target), *args, wanted))
+    if extra:
+        await db.execute(
+            "UPDATE jobs SET extra = ? WHERE id = ?", (_dump_json(_merge(job.extra, extra), "extra"), wanted)
+        )
+    if refund is not None and refund(job.state):
+        assert now is not None
+        await _refund_locked(db, wanted, now)
+    moved = await _fetch_job(db, wanted)
+    assert moved is not None
+    log.debug("job %s: %s -> %s", wanted, job.state, target)
+    return moved
+
+
+def _first(rows: Iterable[sqlite3.Row]) -> sqlite3.Row | None:
+    return next(iter(rows), None)
+
+
 async def _jobs_where(db: aiosqlite.Connection, where_order: str, args: tuple[Any, ...]) -> list[Job]:
-    cursor = await db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where_order}", args)
-    return [_row_to_job(row) for row in await cursor.fetchall()]
+    rows = await db.execute_fetchall(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where_order}", args)
+    return [_row_to_job(row) for row in rows]
 
 
 async def _count(db: aiosqlite.Connection, where: str, args: tuple[Any, ...]) -> int:
-    cursor = await db.execute(f"SELECT count(*) FROM jobs WHERE {where}", args)
-    row = await cursor.fetchone()
+    rows = await db.execute_fetchall(f"SELECT count(*) FROM jobs WHERE {where}", args)
+    row = _first(rows)
     return int(row[0]) if row else 0
 
 
 async def _net_ms(db: aiosqlite.Connection, user_id: int, guild_key: int, day: str) -> int:
-    cursor = await db.execute(
+    rows = await db.execute_fetchall(
         "SELECT coalesce(sum(amount_ms), 0) FROM quota_ledger WHERE user_id = ? AND guild_id = ? AND day = ?",
         (user_id, guild_key, day),
     )
-    row = await cursor.fetchone()
+    row = _first(rows)
     return int(row[0]) if row else 0
 
 
@@ -1486,14 +1573,14 @@ async def _fresh_id(db: aiosqlite.Connection) -> str:
 
 async def _refund_locked(db: aiosqlite.Connection, job_id: str, now: datetime) -> int:
     """Write the job's refund row unless it exists; it counts against the debit's own day."""
-    cursor = await db.execute(
+    rows = await db.execute_fetchall(
         "SELECT user_id, guild_id, day, amount_ms FROM quota_ledger WHERE job_id = ? AND kind = 'debit'", (job_id,)
     )
-    debit = await cursor.fetchone()
+    debit = _first(rows)
     if debit is None:
         return 0
-    cursor = await db.execute("SELECT 1 FROM quota_ledger WHERE job_id = ? AND kind = 'refund'", (job_id,))
-    if await cursor.fetchone() is not None:
+    rows = await db.execute_fetchall("SELECT 1 FROM quota_ledger WHERE job_id = ? AND kind = 'refund'", (job_id,))
+    if _first(rows) is not None:
         return 0
     amount_ms = -int(debit["amount_ms"])
     await db.execute(
@@ -1505,23 +1592,23 @@ async def _refund_locked(db: aiosqlite.Connection, job_id: str, now: datetime) -
 
 
 async def _check_blocked(db: aiosqlite.Connection, user_id: int, guild_id: int | None) -> None:
-    cursor = await db.execute(
+    rows = await db.execute_fetchall(
         "SELECT kind, reason FROM blocks WHERE (kind = 'user' AND target_id = ?) OR (kind = 'guild' AND target_id = ?) "
         "ORDER BY kind DESC",
         (user_id, -1 if guild_id is None else guild_id),
     )
-    row = await cursor.fetchone()
+    row = _first(rows)
     if row is not None:
         raise Blocked(row["kind"], row["reason"])
 
 
 async def _guild_settings(db: aiosqlite.Connection, guild_id: int) -> GuildSettings:
-    cursor = await db.execute(
+    rows = await db.execute_fetchall(
         "SELECT role_id, budget_ms FROM role_tiers WHERE guild_id = ? ORDER BY role_id", (guild_id,)
     )
-    tiers = {int(row["role_id"]): from_ms(row["budget_ms"]) for row in await cursor.fetchall()}
-    cursor = await db.execute("SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,))
-    row = await cursor.fetchone()
+    tiers = {int(row["role_id"]): from_ms(row["budget_ms"]) for row in rows}
+    rows = await db.execute_fetchall("SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,))
+    row = _first(rows)
     if row is None:
         return GuildSettings(guild_id=guild_id, role_tiers=tiers)
     return GuildSettings(
@@ -1539,10 +1626,10 @@ async def _guild_settings(db: aiosqlite.Connection, guild_id: int) -> GuildSetti
 
 
 async def _step_time(db: aiosqlite.Connection, model: str, batch_size: int) -> float | None:
-    cursor = await db.execute(
+    rows = await db.execute_fetchall(
         "SELECT seconds_per_step FROM eta_stats WHERE model = ? AND batch_size = ?", (model, batch_size)
     )
-    row = await cursor.fetchone()
+    row = _first(rows)
     return None if row is None else float(row[0])
 
 
@@ -1582,25 +1669,25 @@ def _row_to_session(row: sqlite3.Row) -> Session:
 
 
 async def _fetch_session(db: aiosqlite.Connection, where: str, args: tuple[Any, ...]) -> Session | None:
-    cursor = await db.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE {where}", args)
-    row = await cursor.fetchone()
+    rows = await db.execute_fetchall(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE {where}", args)
+    row = _first(rows)
     return None if row is None else _row_to_session(row)
 
 
 async def _session_used_ms(db: aiosqlite.Connection, session_id: str) -> int:
-    cursor = await db.execute(
+    rows = await db.execute_fetchall(
         "SELECT coalesce(-sum(quota_ledger.amount_ms), 0) FROM quota_ledger JOIN jobs ON jobs.id = quota_ledger.job_id "
         "WHERE jobs.session_id = ? AND quota_ledger.kind IN ('debit', 'refund')",
         (session_id,),
     )
-    row = await cursor.fetchone()
+    row = _first(rows)
     return int(row[0]) if row else 0
 
 
 async def _check_session_budget(db: aiosqlite.Connection, session_id: str, cost_ms: int) -> None:
     """Refuse a take its jam's own budget cannot pay for (no jam budget, or no such session: nothing to check)."""
-    cursor = await db.execute("SELECT budget_ms FROM sessions WHERE id = ?", (session_id,))
-    row = await cursor.fetchone()
+    rows = await db.execute_fetchall("SELECT budget_ms FROM sessions WHERE id = ?", (session_id,))
+    row = _first(rows)
     if row is None or row[0] is None:
         return
     used_ms = await _session_used_ms(db, session_id)

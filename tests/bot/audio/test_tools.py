@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.audio import AudioLimits, AudioToolMissingError, probe, tools_available
-from bot.audio.tools import ToolTimeoutError, check_tools, run_tool
+from bot.audio.tools import TOOL_NICENESS, ToolTimeoutError, check_tools, run_tool
 
 
 def _gone(pid: int) -> bool:
@@ -53,6 +54,14 @@ async def test_stdin_and_exit_status_come_through():
     )
     assert result.returncode == 3
     assert result.stdout.strip() == b"3000000"
+
+
+async def test_tools_run_below_the_bots_own_cpu_priority():
+    # An encoder must never win the CPU from the event loop on a small box.
+    script = "import os; print(os.getpriority(os.PRIO_PROCESS, 0))"
+    result = await run_tool([sys.executable, "-c", script], timeout_s=20)
+    assert int(result.stdout) == os.getpriority(os.PRIO_PROCESS, 0) + TOOL_NICENESS
+    assert TOOL_NICENESS > 0
 
 
 async def test_a_missing_ffmpeg_is_a_config_error_that_says_how_to_install_it(monkeypatch, tmp_path, corpus):

@@ -11,6 +11,7 @@ from bot.service import JamRequest, JobState, Phase, QueueFullError
 from bot.store import QuotaExceeded, TooManyPending
 from tests.bot.service.conftest import RecordingDeliverer, build_harness, final_jobs
 from tests.bot.service.fakes import FakeEngine
+from tests.bot.store.conftest import raw
 
 GUILD = 77
 CHANNEL = 88
@@ -70,6 +71,9 @@ async def test_compatible_jobs_share_a_call_others_do_not_and_seeded_jobs_run_al
     finally:
         await h.service.close()
         await h.store.close()
+    # Each engine call is one measurement for the ETA, however many jobs shared it.
+    samples = raw(tmp_path / "jamgen.db", "SELECT batch_size, samples FROM eta_stats WHERE model = 'debug'")
+    assert sorted(samples) == [(1, 4), (3, 1)]
 
 
 async def test_cancel_queued_job_refunds_and_delivers_nothing(tmp_path):

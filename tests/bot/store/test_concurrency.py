@@ -2,7 +2,8 @@ import asyncio
 
 import pytest
 
-from bot.store import JobStore, QuotaExceeded
+from bot.store import IllegalTransition, JobState, JobStore, QuotaExceeded
+from bot.store.store import _FastLaneLock
 
 from .conftest import new_job, raw
 
@@ -47,3 +48,52 @@ async def test_a_cancelled_call_never_leaves_a_transaction_open(db_path, clock):
         debits = {row[0] for row in raw(db_path, "SELECT job_id FROM quota_ledger WHERE user_id = 1")}
         assert jobs == debits  # each cancelled submission is all or nothing
         assert (await store.quota_status(1, 10)).used == len(jobs)
+
+
+async def test_starting_a_batch_goes_before_queued_bookkeeping_writes(store):
+    # The engine sits idle until its batch is marked running: that write must not wait its turn.
+    jobs = [await store.submit_job(new_job(user_id=u), cost=1) for u in (1, 2)]
+    finished: list[str] = []
+
+    def note(name: str):
+        return lambda _task: finished.append(name)
+
+    bookkeeping = []
+    for i in range(20):
+        task = asyncio.create_task(store.record_step_time("debug", 1 + i, 0.01))
+        task.add_done_callback(note(f"bookkeeping {i}"))
+        bookkeeping.append(task)
+    await asyncio.sleep(0)  # all twenty are now waiting for the store, one of them inside it
+    start = asyncio.create_task(store.mark_batch_running([job.id for job in jobs]))
+    start.add_done_callback(note("start"))
+    started = await start
+    await asyncio.gather(*bookkeeping)
+    assert [job.state for job in started] == [JobState.RUNNING, JobState.RUNNING]
+    assert finished.index("start") <= 1, finished  # at most the write already in progress went first
+
+
+async def test_a_batch_starts_whole_or_not_at_all(store):
+    ready = await store.submit_job(new_job(user_id=1), cost=1)
+    gone = await store.submit_job(new_job(user_id=2), cost=1)
+    await store.mark_cancelled(gone.id)
+    with pytest.raises(IllegalTransition):
+        await store.mark_batch_running([ready.id, gone.id])
+    assert (await store.get_job(ready.id)).state is JobState.QUEUED
+    assert (await store.get_job(ready.id)).attempts == 0
+
+
+async def test_a_waiter_cancelled_as_it_is_handed_the_lock_passes_it_on():
+    lock = _FastLaneLock()  # what every store transaction queues on
+
+    async def use() -> str:
+        async with lock.held():
+            return "used"
+
+    async with lock.held():
+        handed = asyncio.create_task(use())
+        behind = asyncio.create_task(use())
+        await asyncio.sleep(0)  # both are waiting
+    handed.cancel()  # the lock was just passed to it, before it could run
+    with pytest.raises(asyncio.CancelledError):
+        await handed
+    assert await asyncio.wait_for(behind, 5) == "used"  # not stuck behind a lost hand-off
