@@ -25,6 +25,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
+from bot.engine.types import Mode
 from bot.errors import JamgenError, UserInputError
 from bot.service import Delivery, DeliveryError, JamService, Job, JobUpdate, Phase, Receipt
 
@@ -475,6 +476,24 @@ async def run_bot(settings: Settings) -> None:
             loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.close()))
         async with bot:
             await bot.start(token)
+
+
+async def _model_choices(
+    interaction: discord.Interaction, current: str, mode: Mode | None
+) -> list[app_commands.Choice[str]]:
+    bot: JamBot = interaction.client  # type: ignore[assignment]
+    names = await bot.service.models_for_guild(interaction.guild_id, mode=mode)
+    return [app_commands.Choice(name=n, value=n) for n in names if current.lower() in n.lower()][:25]
+
+
+async def model_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """The server's enabled models matching what the member typed (a slash command's autocomplete)."""
+    return await _model_choices(interaction, current, None)
+
+
+async def melody_model_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """Only the enabled models that can follow a melody."""
+    return await _model_choices(interaction, current, Mode.MELODY)
 
 
 def member_context(interaction: discord.Interaction) -> dict[str, Any]:

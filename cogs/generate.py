@@ -8,7 +8,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import JamBot, member_context, read_attachment, submit_and_track
+from bot.client import (
+    JamBot,
+    melody_model_autocomplete,
+    member_context,
+    model_autocomplete,
+    read_attachment,
+    submit_and_track,
+)
 from bot.engine.types import Mode, SamplingParams
 from bot.service import AudioInput, JamRequest
 
@@ -38,20 +45,6 @@ class Generate(commands.Cog):
 
     def __init__(self, bot: JamBot) -> None:
         self.bot = bot
-
-    async def model_autocomplete(
-        self, interaction: discord.Interaction, current: str
-    ) -> list[app_commands.Choice[str]]:
-        """The guild's enabled models matching what the member typed."""
-        names = await self.bot.service.models_for_guild(interaction.guild_id)
-        return [app_commands.Choice(name=n, value=n) for n in names if current.lower() in n.lower()][:25]
-
-    async def melody_model_autocomplete(
-        self, interaction: discord.Interaction, current: str
-    ) -> list[app_commands.Choice[str]]:
-        """Only models that can follow a melody."""
-        names = await self.bot.service.models_for_guild(interaction.guild_id, mode=Mode.MELODY)
-        return [app_commands.Choice(name=n, value=n) for n in names if current.lower() in n.lower()][:25]
 
     async def _submit(
         self,

@@ -18,7 +18,17 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import COLOUR, NO_MENTIONS, JamBot, clip, member_context, message_url, report_error, send_ephemeral
+from bot.client import (
+    COLOUR,
+    NO_MENTIONS,
+    JamBot,
+    clip,
+    member_context,
+    message_url,
+    model_autocomplete,
+    report_error,
+    send_ephemeral,
+)
 from bot.errors import UserInputError
 from bot.service import Delivery
 from bot.service.sessions import (
@@ -230,13 +240,6 @@ class Sessions(commands.GroupCog, group_name="session", group_description="Jam s
     async def cog_unload(self) -> None:
         with contextlib.suppress(ValueError):
             self.bot.delivery_hooks.remove(self.add_jam_place)
-
-    async def model_autocomplete(
-        self, interaction: discord.Interaction, current: str
-    ) -> list[app_commands.Choice[str]]:
-        """The server's enabled models matching what the member typed."""
-        names = await self.bot.service.models_for_guild(interaction.guild_id)
-        return [app_commands.Choice(name=n, value=n) for n in names if current.lower() in n.lower()][:25]
 
     # ------------------------------------------------------------- start
     @app_commands.command(name="start", description="Open a jam: a thread where every take shares tempo and key")

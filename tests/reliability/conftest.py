@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
 import re
-import wave
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import pytest_asyncio
 
@@ -234,19 +231,6 @@ async def world(
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def wav_bytes(seconds: float = 3.0, sample_rate: int = 32000, freq: float = 330.0) -> bytes:
-    """A sine as 16-bit mono WAV, for attachments."""
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    samples = (0.4 * np.sin(2 * np.pi * freq * t) * 32767).astype("<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(sample_rate)
-        out.writeframes(samples.tobytes())
-    return buffer.getvalue()
 
 
 async def wait_state(store: JobStore, job_id: str, *states: str, timeout: float = 30.0) -> Any:

@@ -22,7 +22,8 @@ import pytest
 
 from tests.bot.audio.conftest import _build as build_audio_corpus
 from tests.bot.audio.test_rejections import CASES, Listener, _write_net_playlist
-from tests.reliability.conftest import footer_job_id, rss_mib, submit, track_posts, wait_state, wav_bytes
+from tests.cogs.conftest import wav_bytes
+from tests.reliability.conftest import footer_job_id, rss_mib, submit, track_posts, wait_state
 
 pytestmark = pytest.mark.slow
 
