@@ -207,7 +207,7 @@ try:
         out["on_gpu"] = device.type == "cuda"
         out["memory_gb"] = models.device_memory_gb(device)
         if device.type == "cuda":
-            out["free_gb"] = models.torch.cuda.mem_get_info()[0] / 2**30
+            out["free_gb"] = models.device_free_gb(device)
 except Exception as exc:
     out["import_error"] = f"{type(exc).__name__}: {exc}"
 print(json.dumps(out))

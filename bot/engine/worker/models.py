@@ -104,6 +104,15 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
+def device_free_gb(device: torch.device) -> float | None:
+    """Free memory on a CUDA device in GiB (None for the CPU).
+
+    Args:
+        device: the device.
+    """
+    return torch.cuda.mem_get_info(device)[0] / 2**30 if device.type == "cuda" else None
+
+
 def free_memory(device: torch.device) -> None:
     """Give cached device memory back after a model leaves or memory ran out.
 
