@@ -172,7 +172,10 @@ async def beat_once(probe: EngineProbe, *, interval_s: float, clock: Callable[[]
         clock: Unix time.
     """
     try:
-        health = await asyncio.wait_for(probe(), timeout=interval_s)
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that arrives as
+        # the probe finishes, and the heartbeat loop would then outlive its shutdown.
+        async with asyncio.timeout(interval_s):
+            health = await probe()
     except Exception as exc:  # the heartbeat must report a broken probe, not die of it
         detail = "the health probe timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
         return Heartbeat(os.getpid(), clock(), interval_s, False, "unknown", detail=detail[:300])

@@ -118,3 +118,23 @@ def test_unreadable_and_missing_files(tmp_path):
     remove_heartbeat(path)
     remove_heartbeat(path)
     assert not path.exists()
+
+
+async def test_a_shutdown_that_meets_a_finishing_probe_still_stops_the_loop(tmp_path):
+    # The cancel lands just as the probe returns: it must stop the loop, not be swallowed.
+    cancelling = True
+    task: asyncio.Task[None] | None = None
+
+    async def probe():
+        if cancelling:
+            asyncio.get_running_loop().call_soon(task.cancel)
+        return GPU
+
+    task = asyncio.create_task(run_heartbeat(tmp_path / "heartbeat.json", probe, interval=0.01))
+    done, _ = await asyncio.wait({task}, timeout=2)
+    cancelling = False
+    if not done:  # leave nothing running for the next test
+        task.cancel()
+        await asyncio.wait({task}, timeout=2)
+    assert task in done, "the heartbeat loop ignored its cancellation"
+    assert task.cancelled()
