@@ -628,7 +628,8 @@ class EngineClient:
         self._queries[query_id] = future
         try:
             await asyncio.to_thread(self._send, worker, make(query_id))
-            return await asyncio.wait_for(future, limit_s)
+            async with asyncio.timeout(limit_s):  # not wait_for: on 3.11 it can swallow a caller's cancel
+                return await future
         except (OSError, EOFError, ValueError):
             raise EngineError("The engine is not answering.", retriable=True) from None
         except TimeoutError:
