@@ -2,7 +2,8 @@
 
 Builds a MusicGen of a released size with random weights (``bot/engine/worker/sizes.py``; the
 default is musicgen-small's shape, 0.41 B parameters, with the real codec shape) and runs the
-engine's generate call, ``bot.engine.worker.generate.run_call``, in this process:
+engine's generate call, ``bot.engine.worker.generate.run_call``, in this process, with the LM's
+weights on huge pages on the CPU as the engine holds them (``--no-huge-pages``: as built):
 
 * sequential: B calls of one take each (distinct prompts);
 * batched: one call with the same B takes.
@@ -32,6 +33,7 @@ import torch
 
 from bot.engine.types import GenerationRequest, Mode, SamplingParams
 from bot.engine.worker.generate import CallOutput, count_decode_steps, run_call
+from bot.engine.worker.models import place_on_huge_pages
 from bot.engine.worker.sizes import MODEL_SHAPES, build_sized_model
 
 PROMPTS = ("lofi hip hop with warm piano", "fast drum and bass", "ambient pads", "funky slap bass", "epic strings")
@@ -66,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         "--repeats", type=int, default=3, help="alternating rounds, the best of each side counts (default 3)"
     )
     parser.add_argument("--quick", action="store_true", help="tiny model, 1 s (seconds)")
+    parser.add_argument(
+        "--no-huge-pages", action="store_true", help="CPU: leave the weights on normal pages (the engine moves them)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.model_size, args.duration, args.repeats = "tiny", 1.0, 1
@@ -77,11 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     threads = torch.get_num_threads()
 
     model = build_sized_model(args.model_size, device)
+    # As the engine's model cache does on the CPU (JAMGEN_HUGE_PAGES).
+    huge_page_bytes = 0 if args.no_huge_pages else place_on_huge_pages(model.lm)
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()
     print(f"# {hardware}; torch {torch.__version__}; random {args.model_size}; engine path (run_call)")
     print(f"device={device.type}")
     print(f"threads={threads if device.type == 'cpu' else 0}")
     print(f"model_size={args.model_size}")
+    print(f"huge_page_bytes={huge_page_bytes}")
     print(f"duration_s={args.duration:g}")
     print(f"decode_steps={count_decode_steps(model, args.duration)}")
     call(model, rows(1, min(args.duration, 0.2), first=99), device)  # warm-up

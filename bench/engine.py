@@ -1,18 +1,23 @@
 """Decoding speed: stock audiocraft against jamgen's engine path, side by side in one process.
 
 Builds a MusicGen of a released size with random weights (``bot/engine/worker/sizes.py``:
-audiocraft's own configuration and builders, the real codec shape, no download) and times, on the
-same model object, alternating:
+audiocraft's own configuration and builders, the real codec shape, no download) and times,
+rotating who goes first:
 
-* ``stock``: audiocraft's ``MusicGen.generate`` (its ``LMModel.generate`` loop);
-* ``jamgen``: the engine's generate call, ``bot.engine.worker.generate.run_call`` (jamgen's decode loop).
+* ``stock``: audiocraft's ``MusicGen.generate`` (its ``LMModel.generate`` loop) on the weights as
+  built, where torch's allocator put them, as audiocraft's loaders leave them;
+* ``jamgen``: the engine's generate call, ``bot.engine.worker.generate.run_call`` (jamgen's decode
+  loop), on a copy of the same weights held as the engine holds them: on the CPU the LM's weights
+  are on huge pages (``place_on_huge_pages``, what the engine's model cache does at load);
+* ``jamgen_loop`` (CPU): jamgen's loop on stock's weights, which isolates the loop's share.
+  ``--no-huge-pages`` keeps one copy of the model and times only the first two (both on it).
 
-Both decode greedily (use_sampling=False) with classifier-free guidance (cfg 3), one distinct
+All decode greedily (use_sampling=False) with classifier-free guidance (cfg 3), one distinct
 prompt per row, and must give identical audio (identical tokens). Prints ``name=value`` lines:
 per batch size B, seconds per call (best of ``--repeats``), decoding steps per second (the call
 minus the codec), × realtime (B × duration ÷ seconds), the fraction of the memory-bandwidth floor
 (LM weight bytes per step ÷ measured copy bandwidth, against the measured time per step), the
-speed-up, and for B > 1 the aggregate throughput against stock one take at a time. The headline
+speed-ups, and for B > 1 the aggregate throughput against stock one take at a time. The headline
 ``jamgen_vs_stock_b<first batch>`` comes last.
 
     python bench/engine.py --quick
@@ -40,7 +45,7 @@ import torch
 from bot.engine.types import GenerationRequest, Mode, SamplingParams
 from bot.engine.worker import decode
 from bot.engine.worker.generate import count_decode_steps, extend_stride, run_call
-from bot.engine.worker.models import seed_everything
+from bot.engine.worker.models import place_on_huge_pages, seed_everything
 from bot.engine.worker.sizes import (
     MODEL_SHAPES,
     build_sized_model,
@@ -127,7 +132,7 @@ class _CrossEachStep(decode._StepModel):
         self.cross_source = cross_source
 
     def _cross_attention(self, state, query):
-        self._prepare_cross(state, state.layer.cross_attention, self.cross_source)
+        state.prepare_cross(self.cross_source)
         return super()._cross_attention(state, query)
 
 
@@ -135,11 +140,11 @@ class _GrowingCache(decode._StepModel):
     """Ablation: keys and values concatenated onto the past at every step (new tensors), as audiocraft does."""
 
     def _self_attention(self, state, x, mask):
-        attn = state.layer.self_attn
-        time_dim = decode._time_dim(attn)
-        projected = torch.nn.functional.linear(x, attn.in_proj_weight, attn.in_proj_bias)
+        attn = state.self_attn
+        time_dim = attn.time_dim
+        projected = torch.nn.functional.linear(x, attn.in_weight, attn.in_bias)
         b, t, _ = projected.shape
-        packed = projected.view(b, t, 3, attn.num_heads, -1)
+        packed = projected.view(b, t, 3, attn.heads, -1)
         if time_dim == 2:
             packed = packed.permute(0, 3, 2, 1, 4)
         q, k, v = packed.unbind(dim=2)
@@ -163,6 +168,21 @@ def timed(call: Callable[[], np.ndarray], clock: CodecClock, device: torch.devic
     return time.perf_counter() - started, clock.seconds, audio
 
 
+def engine_copy(model, args: argparse.Namespace, device: torch.device):
+    """The model as jamgen's engine holds it: the same weights, the LM's on huge pages on the CPU.
+
+    audiocraft's loaders leave the weights where torch's allocator put them (4 KiB pages), and so
+    does ``build_sized_model``: ``model`` is what stock audiocraft runs on. On a GPU the engine
+    keeps weights as they are, so the engine runs on ``model`` itself.
+    """
+    if device.type != "cpu" or args.no_huge_pages:
+        return model, 0
+    copy = build_sized_model(args.model_size, device)
+    copy.lm.load_state_dict(model.lm.state_dict())
+    copy.compression_model.load_state_dict(model.compression_model.state_dict())
+    return copy, place_on_huge_pages(copy.lm)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-size", choices=sorted(MODEL_SHAPES), default="small")
@@ -170,8 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", default=None, help="batch sizes, comma-separated (default 1,4,8; 1,4,8,16 on CUDA)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: all cores)")
-    parser.add_argument("--repeats", type=int, default=2, help="timed calls per path and batch; the best counts")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per path and batch; the best counts")
     parser.add_argument("--quick", action="store_true", help="tiny model, 1 s, batches 1 and 4 (seconds)")
+    parser.add_argument(
+        "--no-huge-pages",
+        action="store_true",
+        help="CPU: run jamgen's path on stock's weights too (one copy of the model; the loop alone)",
+    )
     parser.add_argument(
         "--ablation",
         action="store_true",
@@ -191,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     model = build_sized_model(args.model_size, device)
     build_s = time.perf_counter() - started
-    clock = CodecClock(model)
+    engine_model, huge_page_bytes = engine_copy(model, args, device)
+    clocks = {id(m): CodecClock(m) for m in {id(model): model, id(engine_model): engine_model}.values()}
     steps = count_decode_steps(model, args.duration)
     weight_bytes = lm_parameter_bytes(model.lm)
     bandwidth = memory_bandwidth_gbs(device)
@@ -208,29 +234,35 @@ def main(argv: list[str] | None = None) -> int:
     print(f"duration_s={args.duration:g}")
     print(f"decode_steps={steps}")
     print(f"weight_bytes_per_step={weight_bytes}")
+    print(f"huge_page_bytes={huge_page_bytes}")
     print(f"bandwidth_gbs={bandwidth:.1f}")
     print(f"floor_step_ms={floor_step_s * 1000:.3f}")
 
     # Warm-up: first-call costs (kernels, allocator) are not what is measured.
-    for call in (stock_call, jamgen_call):
-        call(model, 1, min(args.duration, 0.2))
+    for call, on in ((stock_call, model), (jamgen_call, engine_model), (jamgen_call, model)):
+        call(on, 1, min(args.duration, 0.2))
 
+    # (name, call, model): stock audiocraft on its weights, jamgen's engine path on the engine's,
+    # and where those differ (CPU), jamgen's loop on stock's weights: the loop's share alone.
+    paths = [("stock", stock_call, model), ("jamgen", jamgen_call, engine_model)]
+    if engine_model is not model:
+        paths.append(("jamgen_loop", jamgen_call, model))
     stock_b1: float | None = None
     headline: tuple[str, float] | None = None
     for batch in batches:
-        stock, jamgen = Timing(), Timing()
+        timings = {name: Timing() for name, _, _ in paths}
         identical = True
         for repeat in range(args.repeats):
-            # Alternate who goes first, so that neither always runs on a warmer (or busier) machine.
-            order = [("stock", stock_call), ("jamgen", jamgen_call)]
+            # Rotate who goes first, so that no path always runs on a warmer (or busier) machine.
+            shift = repeat % len(paths)
             outputs: dict[str, np.ndarray] = {}
-            for name, call in order if repeat % 2 == 0 else order[::-1]:
-                total, codec, audio = timed(functools.partial(call, model, batch, args.duration), clock, device)
-                (stock if name == "stock" else jamgen).add(total, codec)
+            for name, call, on in paths[shift:] + paths[:shift]:
+                total, codec, audio = timed(functools.partial(call, on, batch, args.duration), clocks[id(on)], device)
+                timings[name].add(total, codec)
                 outputs[name] = audio
-            identical = identical and np.array_equal(outputs["stock"], outputs["jamgen"])
+            identical = identical and all(np.array_equal(outputs["stock"], audio) for audio in outputs.values())
         prefix = f"b{batch}"
-        for name, timing in (("stock", stock), ("jamgen", jamgen)):
+        for name, timing in timings.items():
             decode_s = timing.total_s - timing.codec_s
             print(f"{prefix}_{name}_s={timing.total_s:.3f}")
             print(f"{prefix}_{name}_codec_s={timing.codec_s:.3f}")
@@ -238,10 +270,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{prefix}_{name}_x_realtime={batch * args.duration / timing.total_s:.3f}")
             print(f"{prefix}_{name}_floor_fraction={floor_step_s / (decode_s / steps):.3f}")
         print(f"{prefix}_identical_tokens={int(identical)}")
+        stock, jamgen = timings["stock"], timings["jamgen"]
         if batch == 1:
             stock_b1 = stock.total_s
         elif stock_b1 is not None:
             print(f"{prefix}_aggregate_vs_stock_sequential={batch * stock_b1 / jamgen.total_s:.2f}")
+        if "jamgen_loop" in timings:
+            print(f"{prefix}_jamgen_loop_vs_stock={stock.total_s / timings['jamgen_loop'].total_s:.3f}")
+            print(f"{prefix}_huge_pages_speedup={timings['jamgen_loop'].total_s / jamgen.total_s:.3f}")
         decode_ratio = (stock.total_s - stock.codec_s) / (jamgen.total_s - jamgen.codec_s)
         print(f"{prefix}_jamgen_vs_stock_decode={decode_ratio:.3f}")
         ratio = stock.total_s / jamgen.total_s
@@ -252,7 +288,9 @@ def main(argv: list[str] | None = None) -> int:
                 for _ in range(args.repeats):
                     with _swapped(decode, "_StepModel", step_class):
                         total, codec, audio = timed(
-                            functools.partial(jamgen_call, model, batch, args.duration), clock, device
+                            functools.partial(jamgen_call, engine_model, batch, args.duration),
+                            clocks[id(engine_model)],
+                            device,
                         )
                     undone.add(total, codec)
                     identical = identical and np.array_equal(audio, outputs["stock"])

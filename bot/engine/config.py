@@ -31,6 +31,7 @@ class EngineConfig:
         load_timeout_s: how long loading (or downloading) one model may take.
         log_level: the worker's log level.
         cpu_threads: torch threads on the CPU (0 = torch's default, every core); 1 keeps a shared machine calm.
+        huge_pages: on the CPU, keep the LM's weights on transparent huge pages (faster decoding).
     """
 
     device: str = "auto"
@@ -46,6 +47,7 @@ class EngineConfig:
     load_timeout_s: float = 1800.0
     log_level: str = "INFO"
     cpu_threads: int = 0
+    huge_pages: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings, *, warmup: bool | None = None) -> EngineConfig:
@@ -67,6 +69,7 @@ class EngineConfig:
             max_duration=float(settings.max_duration),
             log_level=settings.log_level,
             cpu_threads=settings.cpu_threads,
+            huge_pages=settings.huge_pages,
         )
 
     def batch_limit(self, on_gpu: bool) -> int:

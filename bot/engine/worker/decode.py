@@ -12,7 +12,9 @@ sampling: the same draws from the same random stream), and differs in how a step
 * **cross-attention keys and values once per window**: audiocraft projects the text condition
   through each layer's key and value weights at every step (``StreamingMultiheadAttention``
   with ``cross_attention=True``); they never change within a window, so they are computed once;
-* **no streaming bookkeeping**: no state dictionaries, masks, einops or host syncs per step;
+* **no streaming bookkeeping**: no state dictionaries, masks, einops or host syncs per step,
+  and every weight, norm and switch a step uses is looked up once per window (a module attribute
+  costs a Python call; a step of a 24-layer model made hundreds);
 * **CUDA graphs** (on CUDA, optional): the one-token step gets static shapes (its position is
   read from a tensor, the cache is attended to a bucket of positions with a mask), is captured
   once per bucket of 256 positions and replayed. Each graph's first replay is checked against
@@ -35,7 +37,6 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import torch
 from audiocraft.models import MusicGen
@@ -186,42 +187,110 @@ def _merge_heads(x: torch.Tensor, time_dim: int) -> torch.Tensor:
     return x.reshape(b, t, h * d)
 
 
-def _linear(module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """``module(x)`` without the module call (the same op, less Python per step)."""
-    return F.linear(x, module.weight, module.bias)
+Op = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _norm(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``module(x)`` for a LayerNorm, without the module call."""
-    if type(module) is nn.LayerNorm:
-        return F.layer_norm(x, module.normalized_shape, module.weight, module.bias, module.eps)
-    return module(x)
+def _unchanged(x: torch.Tensor) -> torch.Tensor:
+    return x
 
 
-def _scaled(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """A layer scale (identity unless the model has LayerScale)."""
-    return x if isinstance(module, nn.Identity) else module(x)
+def _bound_norm(module: nn.Module) -> Op:
+    """A norm as a plain function: for a LayerNorm, its op with the weights bound; else the module."""
+    if type(module) is not nn.LayerNorm:
+        return module
+    shape, weight, bias, eps = module.normalized_shape, module.weight, module.bias, module.eps
+    cudnn = torch.backends.cudnn.enabled
+
+    def norm(x: torch.Tensor) -> torch.Tensor:
+        # The op F.layer_norm calls, without its Python-level checks.
+        return torch.layer_norm(x, shape, weight, bias, eps, cudnn)
+
+    return norm
 
 
-@dataclass
+def _bound_scale(module: nn.Module) -> Op:
+    """A layer scale as a function (the identity unless the model has LayerScale)."""
+    return _unchanged if isinstance(module, nn.Identity) else module
+
+
+class _Attention:
+    """An attention module's weights and switches, looked up once per window rather than at every step.
+
+    Args:
+        attn: the module.
+        query_only: keep only the query slice of the input projection (cross-attention, whose
+            keys and values are computed once per window).
+    """
+
+    def __init__(self, attn: StreamingMultiheadAttention, query_only: bool) -> None:
+        self.heads = attn.num_heads
+        self.time_dim = _time_dim(attn)
+        self.memory_efficient = attn.memory_efficient
+        self.as_float32 = attn.attention_as_float32
+        self.safe_streaming = attn.safe_streaming
+        weight, bias = attn.in_proj_weight, attn.in_proj_bias
+        if query_only:
+            dim = weight.shape[0] // 3
+            weight, bias = weight[:dim], None if bias is None else bias[:dim]
+        self.in_weight, self.in_bias = weight, bias
+        self.out_weight, self.out_bias = attn.out_proj.weight, attn.out_proj.bias
+
+
 class _LayerState:
-    """One layer's KV cache and the cross-attention tensors computed once per window.
+    """One layer's KV cache, its ops bound once per window, and its cross-attention keys and values.
+
+    Every attribute a step reads is a plain attribute, not an ``nn.Module`` lookup.
 
     Args:
         layer: the layer.
         keys: self-attention keys, the whole window's capacity, audiocraft's layout.
         values: self-attention values, same shape.
-        cross_keys: cross-attention keys of the condition (None without cross-attention).
-        cross_values: cross-attention values.
-        cross_q: the query slice of the cross-attention projection, (weight, bias).
+        cross_source: the fused cross-attention input of the window (None without cross-attention).
     """
 
-    layer: StreamingTransformerLayer
-    keys: torch.Tensor
-    values: torch.Tensor
-    cross_keys: torch.Tensor | None = None
-    cross_values: torch.Tensor | None = None
-    cross_q: tuple[torch.Tensor, torch.Tensor | None] | None = None
+    def __init__(
+        self,
+        layer: StreamingTransformerLayer,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        cross_source: torch.Tensor | None,
+    ) -> None:
+        self.layer = layer
+        self.keys = keys
+        self.values = values
+        self.norm_first: bool = layer.norm_first
+        self.self_attn = _Attention(layer.self_attn, query_only=False)
+        self.norm1, self.norm2 = _bound_norm(layer.norm1), _bound_norm(layer.norm2)
+        self.scale_1, self.scale_2 = _bound_scale(layer.layer_scale_1), _bound_scale(layer.layer_scale_2)
+        self.linear1 = (layer.linear1.weight, layer.linear1.bias)
+        self.linear2 = (layer.linear2.weight, layer.linear2.bias)
+        self.activation: Op = layer.activation
+        self.cross: _Attention | None = None
+        self.cross_keys: torch.Tensor | None = None
+        self.cross_values: torch.Tensor | None = None
+        if layer.cross_attention is not None:
+            assert cross_source is not None
+            self.cross = _Attention(layer.cross_attention, query_only=True)
+            self.norm_cross = _bound_norm(layer.norm_cross)
+            self.scale_cross = _bound_scale(layer.layer_scale_cross)
+            self.prepare_cross(cross_source)
+
+    def prepare_cross(self, source: torch.Tensor) -> None:
+        """The cross-attention keys and values, computed as audiocraft computes them at every step.
+
+        Args:
+            source: the fused cross-attention input of the window.
+        """
+        attn = self.layer.cross_attention
+        assert attn is not None
+        assert self.cross is not None
+        dim = attn.in_proj_weight.shape[0] // 3
+        bias = attn.in_proj_bias
+        weight = attn.in_proj_weight
+        k = F.linear(source, weight[dim : 2 * dim], None if bias is None else bias[dim : 2 * dim])
+        v = F.linear(source, weight[2 * dim :], None if bias is None else bias[2 * dim :])
+        self.cross_keys = _split_heads(k, self.cross.heads, self.cross.time_dim)
+        self.cross_values = _split_heads(v, self.cross.heads, self.cross.time_dim)
 
 
 class _StepModel:
@@ -256,13 +325,10 @@ class _StepModel:
             shape = list(past_keys.shape)
             shape[time_dim] = capacity
             # Zeros, not empty(): a masked position still multiplies its value by 0, and 0 * NaN is NaN.
-            state = _LayerState(layer, past_keys.new_zeros(shape), past_values.new_zeros(shape))
-            state.keys.narrow(time_dim, 0, prefill_len).copy_(past_keys)
-            state.values.narrow(time_dim, 0, prefill_len).copy_(past_values)
-            if layer.cross_attention is not None:
-                assert cross_source is not None
-                self._prepare_cross(state, layer.cross_attention, cross_source)
-            self.layers.append(state)
+            keys, values = past_keys.new_zeros(shape), past_values.new_zeros(shape)
+            keys.narrow(time_dim, 0, prefill_len).copy_(past_keys)
+            values.narrow(time_dim, 0, prefill_len).copy_(past_values)
+            self.layers.append(_LayerState(layer, keys, values, cross_source))
         self.length = prefill_len
         device = self.layers[0].keys.device
         # The step's position as a tensor, so that a captured graph reads the current one.
@@ -271,25 +337,15 @@ class _StepModel:
         self.capacity = capacity
         # Static shapes attend over this many cache positions (see fit_window).
         self.window = capacity
-
-    @staticmethod
-    def _prepare_cross(state: _LayerState, attn: StreamingMultiheadAttention, source: torch.Tensor) -> None:
-        """The cross-attention keys and values, computed as audiocraft computes them at every step."""
-        dim = attn.in_proj_weight.shape[0] // 3
-        bias = attn.in_proj_bias
-        weight = attn.in_proj_weight
-        k = F.linear(source, weight[dim : 2 * dim], None if bias is None else bias[dim : 2 * dim])
-        v = F.linear(source, weight[2 * dim :], None if bias is None else bias[2 * dim :])
-        time_dim = _time_dim(attn)
-        state.cross_keys = _split_heads(k, attn.num_heads, time_dim)
-        state.cross_values = _split_heads(v, attn.num_heads, time_dim)
-        state.cross_q = (weight[:dim], None if bias is None else bias[:dim])
+        self.embeddings = [emb.weight for emb in lm.emb]
+        self.out_norm = _bound_norm(lm.out_norm) if lm.out_norm else None
+        self.out_linears = [(linear.weight, linear.bias) for linear in lm.linears]
 
     # -------------------------------------------------------- attention
 
     @staticmethod
     def _attend(
-        attn: StreamingMultiheadAttention,
+        attn: _Attention,
         q: torch.Tensor,
         k: torch.Tensor,
         v: torch.Tensor,
@@ -297,8 +353,7 @@ class _StepModel:
         out_dtype: torch.dtype,
     ) -> torch.Tensor:
         """audiocraft's attention arithmetic for one query step (``StreamingMultiheadAttention.forward``)."""
-        time_dim = _time_dim(attn)
-        if attn.attention_as_float32:
+        if attn.as_float32:
             q, k, v = q.float(), k.float(), v.float()
         if attn.memory_efficient:
             # One query and no mask: audiocraft calls SDPA with is_causal=False.
@@ -317,14 +372,14 @@ class _StepModel:
             weights = torch.softmax(scores, dim=-1).to(v)
             x = torch.einsum("b h t k, b k h d -> b t h d", weights, v)
         x = x.to(out_dtype)
-        return _linear(attn.out_proj, _merge_heads(x, time_dim))
+        return F.linear(_merge_heads(x, attn.time_dim), attn.out_weight, attn.out_bias)
 
     def _self_attention(self, state: _LayerState, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        attn = state.layer.self_attn
-        time_dim = _time_dim(attn)
-        projected = F.linear(x, attn.in_proj_weight, attn.in_proj_bias)
+        attn = state.self_attn
+        time_dim = attn.time_dim
+        projected = F.linear(x, attn.in_weight, attn.in_bias)
         b, t, _ = projected.shape
-        packed = projected.view(b, t, 3, attn.num_heads, -1)
+        packed = projected.view(b, t, 3, attn.heads, -1)
         if time_dim == 2:
             packed = packed.permute(0, 3, 2, 1, 4)  # b h p t d
         q, k, v = packed.unbind(dim=2)
@@ -341,17 +396,17 @@ class _StepModel:
         return self._attend(attn, q, keys, values, mask, x.dtype)
 
     def _cross_attention(self, state: _LayerState, query: torch.Tensor) -> torch.Tensor:
-        attn = state.layer.cross_attention
+        attn = state.cross
         assert attn is not None
-        assert state.cross_q is not None
         assert state.cross_keys is not None
         assert state.cross_values is not None
-        q = _split_heads(F.linear(query, *state.cross_q), attn.num_heads, _time_dim(attn))
+        q = _split_heads(F.linear(query, attn.in_weight, attn.in_bias), attn.heads, attn.time_dim)
         return self._attend(attn, q, state.cross_keys, state.cross_values, None, query.dtype)
 
-    def _feed_forward(self, layer: StreamingTransformerLayer, x: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _feed_forward(state: _LayerState, x: torch.Tensor) -> torch.Tensor:
         """``layer._ff_block`` (its dropout is the identity in eval mode)."""
-        return _linear(layer.linear2, layer.activation(_linear(layer.linear1, x)))
+        return F.linear(state.activation(F.linear(x, *state.linear1)), *state.linear2)
 
     # -------------------------------------------------------- the step
 
@@ -364,10 +419,8 @@ class _StepModel:
         Args:
             tokens: the codes of the current position (special tokens where the pattern has none).
         """
-        lm = self.lm
-        n_q = tokens.shape[1]
-        x = sum([F.embedding(tokens[:, k], lm.emb[k].weight) for k in range(n_q)])
-        transformer = lm.transformer
+        x = sum([F.embedding(tokens[:, k], weight) for k, weight in enumerate(self.embeddings)])
+        transformer = self.lm.transformer
         positions = self.position.view(-1, 1, 1)
         pos_emb = create_sin_embedding(positions, x.shape[-1], max_period=transformer.max_period, dtype=x.dtype)
         x = x + transformer.positional_scale * pos_emb
@@ -375,24 +428,22 @@ class _StepModel:
         if self.static:
             mask = (self.key_positions[: self.window] <= self.position).view(1, 1, 1, -1)
         for state in self.layers:
-            layer = state.layer
-            has_cross = state.cross_q is not None
-            if layer.norm_first:
-                x = x + _scaled(layer.layer_scale_1, self._self_attention(state, _norm(layer.norm1, x), mask))
-                if has_cross:
-                    x = x + _scaled(layer.layer_scale_cross, self._cross_attention(state, _norm(layer.norm_cross, x)))
-                x = x + _scaled(layer.layer_scale_2, self._feed_forward(layer, _norm(layer.norm2, x)))
+            if state.norm_first:
+                x = x + state.scale_1(self._self_attention(state, state.norm1(x), mask))
+                if state.cross is not None:
+                    x = x + state.scale_cross(self._cross_attention(state, state.norm_cross(x)))
+                x = x + state.scale_2(self._feed_forward(state, state.norm2(x)))
             else:
                 src = x
-                x = _norm(layer.norm1, x + _scaled(layer.layer_scale_1, self._self_attention(state, x, mask)))
-                if has_cross:
+                x = state.norm1(x + state.scale_1(self._self_attention(state, x, mask)))
+                if state.cross is not None:
                     # audiocraft's post-norm layer feeds the layer's input (src) to the cross-attention.
                     attended = self._cross_attention(state, src)
-                    x = _norm(layer.norm_cross, x + _scaled(layer.layer_scale_cross, attended))
-                x = _norm(layer.norm2, x + _scaled(layer.layer_scale_2, self._feed_forward(layer, x)))
-        if lm.out_norm:
-            x = _norm(lm.out_norm, x)
-        return torch.stack([_linear(lm.linears[k], x) for k in range(n_q)], dim=1)
+                    x = state.norm_cross(x + state.scale_cross(attended))
+                x = state.norm2(x + state.scale_2(self._feed_forward(state, x)))
+        if self.out_norm is not None:
+            x = self.out_norm(x)
+        return torch.stack([F.linear(x, weight, bias) for weight, bias in self.out_linears], dim=1)
 
     def fit_window(self, bucket: int) -> int:
         """Set :attr:`window` to the current position rounded up to a multiple of ``bucket`` (static shapes).

@@ -9,6 +9,7 @@ import contextlib
 import functools
 import gc
 import logging
+import mmap
 import os
 import pickle
 import random
@@ -44,6 +45,8 @@ log = logging.getLogger("jamgen.engine.worker")
 DEBUG_WEIGHTS_SEED = 1234
 # Long takes are made in windows that overlap by 40%: audiocraft's 18 s stride for its 30 s window.
 EXTEND_STRIDE_RATIO = 0.6
+# A transparent huge page on x86-64 and arm64 (4 KiB base pages); smaller weights stay where they are.
+HUGE_PAGE_BYTES = 2 << 20
 
 
 def select_device(requested: str) -> torch.device:
@@ -342,6 +345,47 @@ def load_real_model(spec: ModelSpec, model_dir: Path, device: torch.device) -> M
     return model
 
 
+def place_on_huge_pages(module: torch.nn.Module, min_bytes: int = HUGE_PAGE_BYTES) -> int:
+    """Move a module's CPU weights onto memory that the kernel backs with transparent huge pages.
+
+    On the CPU a decoding step reads every weight of the LM once (1.6 GB for musicgen-small).
+    With 4 KiB pages that walk misses the TLB about 400,000 times per step; with 2 MiB pages,
+    about 800, and a step is about a fifth faster (docs/PERFORMANCE.md). The values are copied
+    unchanged, so the arithmetic and the tokens are the same. Each weight gets its own private
+    anonymous mapping, advised ``MADV_HUGEPAGE`` and freed with the weight; the old storage is
+    freed as each one moves, so loading never holds two copies of the model.
+
+    Args:
+        module: the module; its parameters are replaced in place.
+        min_bytes: weights smaller than this stay where they are (a huge page would mostly be empty).
+
+    Returns:
+        The bytes moved: 0 on a GPU, or where the kernel has no transparent huge pages.
+    """
+    if not hasattr(mmap, "MADV_HUGEPAGE"):
+        return 0
+    moved = 0
+    for parameter in module.parameters():
+        nbytes = parameter.numel() * parameter.element_size()
+        if parameter.device.type != "cpu" or nbytes < min_bytes or nbytes == 0:
+            continue
+        span = -(-nbytes // HUGE_PAGE_BYTES) * HUGE_PAGE_BYTES
+        # One huge page more than needed, so that the weight can start on a 2 MiB boundary.
+        area = mmap.mmap(-1, span + HUGE_PAGE_BYTES, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        raw = torch.frombuffer(area, dtype=torch.uint8)  # its storage keeps the mapping alive
+        start = -raw.data_ptr() % HUGE_PAGE_BYTES
+        try:
+            area.madvise(mmap.MADV_HUGEPAGE, start, span)
+        except OSError as exc:  # a kernel built without transparent huge pages
+            log.info("weights stay on normal pages: the kernel refused huge pages (%s)", exc)
+            return moved
+        placed = raw[start : start + nbytes].view(parameter.dtype).view(parameter.shape)
+        placed.copy_(parameter.data)
+        parameter.data = placed
+        moved += nbytes
+    return moved
+
+
 class ModelCache:
     """Loaded models, least recently used evicted first when the memory budget would be exceeded.
 
@@ -349,11 +393,13 @@ class ModelCache:
         device: where models run.
         budget_gb: GiB for models (0 = 80% of the device's memory).
         model_dir: ``JAMGEN_MODEL_DIR``.
+        huge_pages: on the CPU, move each loaded LM's weights onto huge pages (:func:`place_on_huge_pages`).
     """
 
-    def __init__(self, device: torch.device, budget_gb: float, model_dir: Path) -> None:
+    def __init__(self, device: torch.device, budget_gb: float, model_dir: Path, huge_pages: bool = False) -> None:
         self.device = device
         self.model_dir = model_dir
+        self.huge_pages = huge_pages
         budget = budget_gb if budget_gb > 0 else 0.8 * device_memory_gb(device)
         self.lru: ModelLRU[MusicGen] = ModelLRU(budget, on_evict=self._evicted)
 
@@ -386,6 +432,10 @@ class ModelCache:
         model = (
             build_debug_model(spec, self.device) if spec.debug else load_real_model(spec, self.model_dir, self.device)
         )
+        if self.huge_pages:
+            moved = place_on_huge_pages(model.lm)
+            if moved:
+                log.info("model %s: %.2f GB of weights on huge pages", name, moved / 1e9)
         self.lru.put(name, model, spec.vram_gb)
         return model
 
@@ -398,6 +448,7 @@ __all__ = [
     "free_memory",
     "is_out_of_memory",
     "load_real_model",
+    "place_on_huge_pages",
     "seed_everything",
     "select_device",
 ]

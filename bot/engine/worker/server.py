@@ -131,7 +131,9 @@ class Worker:
 
                 torch.set_num_threads(self.config.cpu_threads)
             self.device_text = describe_device(device)
-            self.cache = ModelCache(device, self.config.memory_budget_gb, self.config.model_dir)  # type: ignore[assignment]
+            self.cache = ModelCache(  # type: ignore[assignment]
+                device, self.config.memory_budget_gb, self.config.model_dir, huge_pages=self.config.huge_pages
+            )
             self.max_batch = self.config.batch_limit(device.type == "cuda")
         except Exception as exc:
             log.exception("engine worker cannot start")
