@@ -353,7 +353,8 @@ def place_on_huge_pages(module: torch.nn.Module, min_bytes: int = HUGE_PAGE_BYTE
     about 800, and a step is about a fifth faster (docs/PERFORMANCE.md). The values are copied
     unchanged, so the arithmetic and the tokens are the same. Each weight gets its own private
     anonymous mapping, advised ``MADV_HUGEPAGE`` and freed with the weight; the old storage is
-    freed as each one moves, so loading never holds two copies of the model.
+    freed as each one moves, so loading never holds two copies of the model. Non-contiguous
+    weights stay where they are.
 
     Args:
         module: the module; its parameters are replaced in place.
@@ -367,7 +368,8 @@ def place_on_huge_pages(module: torch.nn.Module, min_bytes: int = HUGE_PAGE_BYTE
     moved = 0
     for parameter in module.parameters():
         nbytes = parameter.numel() * parameter.element_size()
-        if parameter.device.type != "cpu" or nbytes < min_bytes or nbytes == 0:
+        # A non-contiguous weight would come back contiguous, and a product over another layout may round differently.
+        if parameter.device.type != "cpu" or nbytes < min_bytes or nbytes == 0 or not parameter.is_contiguous():
             continue
         span = -(-nbytes // HUGE_PAGE_BYTES) * HUGE_PAGE_BYTES
         # One huge page more than needed, so that the weight can start on a 2 MiB boundary.

@@ -68,6 +68,18 @@ def test_large_weights_move_onto_huge_pages_with_their_values() -> None:
 
 
 @needs_thp
+def test_a_weight_in_another_layout_stays_as_it_is() -> None:
+    module = torch.nn.Linear(1024, 2048, bias=False)
+    module.weight = torch.nn.Parameter(torch.randn(1024, 2048).t())  # a transposed view
+    address = module.weight.data_ptr()
+
+    assert place_on_huge_pages(module) == 0
+
+    assert module.weight.data_ptr() == address
+    assert not module.weight.is_contiguous()
+
+
+@needs_thp
 def test_the_mapping_goes_with_the_weight() -> None:
     module = torch.nn.Linear(1024, 1024, bias=False)
     place_on_huge_pages(module)
