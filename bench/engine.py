@@ -217,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     model = build_sized_model(args.model_size, device)
     build_s = time.perf_counter() - started
     engine_model, huge_page_bytes = engine_copy(model, args, device)
-    clocks = {id(m): CodecClock(m) for m in {id(model): model, id(engine_model): engine_model}.values()}
+    clocks = {id(model): CodecClock(model)}
+    if engine_model is not model:
+        clocks[id(engine_model)] = CodecClock(engine_model)
     steps = count_decode_steps(model, args.duration)
     weight_bytes = lm_parameter_bytes(model.lm)
     bandwidth = memory_bandwidth_gbs(device)
@@ -238,15 +240,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bandwidth_gbs={bandwidth:.1f}")
     print(f"floor_step_ms={floor_step_s * 1000:.3f}")
 
-    # Warm-up: first-call costs (kernels, allocator) are not what is measured.
-    for call, on in ((stock_call, model), (jamgen_call, engine_model), (jamgen_call, model)):
-        call(on, 1, min(args.duration, 0.2))
-
     # (name, call, model): stock audiocraft on its weights, jamgen's engine path on the engine's,
     # and where those differ (CPU), jamgen's loop on stock's weights: the loop's share alone.
     paths = [("stock", stock_call, model), ("jamgen", jamgen_call, engine_model)]
     if engine_model is not model:
         paths.append(("jamgen_loop", jamgen_call, model))
+    # Warm-up: first-call costs (kernels, allocator) are not what is measured.
+    for _, call, on in paths:
+        call(on, 1, min(args.duration, 0.2))
     stock_b1: float | None = None
     headline: tuple[str, float] | None = None
     for batch in batches:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -52,6 +53,12 @@ class ToolTimeoutError(Exception):
         super().__init__(f"{tool} ran longer than {timeout_s:g} s and was killed")
         self.tool = tool
         self.timeout_s = timeout_s
+
+
+@functools.cache
+def _nice_path() -> str | None:
+    # Looked up once: every ffmpeg and ffprobe run starts through it.
+    return shutil.which("nice")
 
 
 def tool_path(name: str) -> str:
@@ -162,7 +169,7 @@ async def run_tool(
     program = argv[0]
     if os.sep not in program:
         program = tool_path(program)
-    nice = shutil.which("nice")
+    nice = _nice_path()
     command = [nice, "-n", str(TOOL_NICENESS), program] if nice else [program]
     proc = await asyncio.create_subprocess_exec(
         *command,

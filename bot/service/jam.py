@@ -684,28 +684,22 @@ class JamService:
         jobs: list[Job] = []
         requests: list[GenerationRequest] = []
         try:
-            started = await self.store.mark_batch_running([queued.job_id for queued in batch])
-        except BaseException:
-            self._running.clear()
-            raise
-        for job in started:
-            try:
-                job_requests = await self._requests_for(job)
-            except JamgenError as exc:
-                self._running.pop(job.id, None)
-                await self._fail(job, exc.message, refund=True)
-                continue
-            self._log_state(job, "running", attempt=job.attempts, batch=len(batch))
-            self.progress.publish(JobUpdate(job.id, Phase.RUNNING, position=0))
-            jobs.append(job)
-            requests.extend(job_requests)
-        if not requests:
-            self._running.clear()
-            return
-        self._running_since = self._clock()
-        self._running_done_steps = 0
-        self._running_total_steps = 0
-        try:
+            for job in await self.store.mark_batch_running([queued.job_id for queued in batch]):
+                try:
+                    job_requests = await self._requests_for(job)
+                except JamgenError as exc:
+                    self._running.pop(job.id, None)
+                    await self._fail(job, exc.message, refund=True)
+                    continue
+                self._log_state(job, "running", attempt=job.attempts, batch=len(batch))
+                self.progress.publish(JobUpdate(job.id, Phase.RUNNING, position=0))
+                jobs.append(job)
+                requests.extend(job_requests)
+            if not requests:
+                return
+            self._running_since = self._clock()
+            self._running_done_steps = 0
+            self._running_total_steps = 0
             calls = await self._generate(jobs, requests)
         finally:
             self._running.clear()

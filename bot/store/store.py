@@ -546,11 +546,13 @@ class JobStore:
             IllegalTransition: a job is not queued (then none of them moves).
             JobNotFound: no such job.
         """
-        now = _ts(self.now())
+        now = self.now()
         # Urgent: the engine is idle until this commits, so it does not queue behind bookkeeping writes.
         async with self._tx(urgent=True) as db:
             return [
-                await _move_locked(db, job_id, JobState.RUNNING, "attempts = attempts + 1, started_at = ?", (now,))
+                await _move_locked(
+                    db, job_id, JobState.RUNNING, "attempts = attempts + 1, started_at = ?", (_ts(now),), now=now
+                )
                 for job_id in job_ids
             ]
 
@@ -682,7 +684,7 @@ class JobStore:
         extra: Mapping[str, Any] | None = None,
     ) -> Job:
         async with self._tx() as db:
-            return await _move_locked(db, job_id, target, assigns, args, refund=refund, extra=extra, now=self.now())
+            return await _move_locked(db, job_id, target, assigns, args, now=self.now(), refund=refund, extra=extra)
 
     # ------------------------------------------------------------------ recovery
 
@@ -1515,11 +1517,11 @@ async def _move_locked(
     assigns: str,
     args: tuple[Any, ...],
     *,
+    now: datetime,
     refund: Callable[[JobState], bool] | None = None,
     extra: Mapping[str, Any] | None = None,
-    now: datetime | None = None,
 ) -> Job:
-    """One state change inside an open transaction (``refund`` needs ``now``)."""
+    """One state change inside an open transaction; ``now`` dates a refund."""
     wanted = normalize_job_id(job_id)
     job = await _fetch_job(db, wanted)
     if job is None:
@@ -1532,7 +1534,6 @@ async def _move_locked(
             "UPDATE jobs SET extra = ? WHERE id = ?", (_dump_json(_merge(job.extra, extra), "extra"), wanted)
         )
     if refund is not None and refund(job.state):
-        assert now is not None
         await _refund_locked(db, wanted, now)
     moved = await _fetch_job(db, wanted)
     assert moved is not None

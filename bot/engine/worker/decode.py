@@ -213,6 +213,14 @@ def _bound_scale(module: nn.Module) -> Op:
     return _unchanged if isinstance(module, nn.Identity) else module
 
 
+def _in_projection(attn: StreamingMultiheadAttention, part: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The query (0), key (1) or value (2) slice of an attention's packed input projection, (weight, bias)."""
+    dim = attn.in_proj_weight.shape[0] // 3
+    rows = slice(part * dim, (part + 1) * dim)
+    bias = attn.in_proj_bias
+    return attn.in_proj_weight[rows], None if bias is None else bias[rows]
+
+
 class _Attention:
     """An attention module's weights and switches, looked up once per window rather than at every step.
 
@@ -228,11 +236,8 @@ class _Attention:
         self.memory_efficient = attn.memory_efficient
         self.as_float32 = attn.attention_as_float32
         self.safe_streaming = attn.safe_streaming
-        weight, bias = attn.in_proj_weight, attn.in_proj_bias
-        if query_only:
-            dim = weight.shape[0] // 3
-            weight, bias = weight[:dim], None if bias is None else bias[:dim]
-        self.in_weight, self.in_bias = weight, bias
+        whole = (attn.in_proj_weight, attn.in_proj_bias)
+        self.in_weight, self.in_bias = _in_projection(attn, 0) if query_only else whole
         self.out_weight, self.out_bias = attn.out_proj.weight, attn.out_proj.bias
 
 
@@ -284,11 +289,8 @@ class _LayerState:
         attn = self.layer.cross_attention
         assert attn is not None
         assert self.cross is not None
-        dim = attn.in_proj_weight.shape[0] // 3
-        bias = attn.in_proj_bias
-        weight = attn.in_proj_weight
-        k = F.linear(source, weight[dim : 2 * dim], None if bias is None else bias[dim : 2 * dim])
-        v = F.linear(source, weight[2 * dim :], None if bias is None else bias[2 * dim :])
+        k = F.linear(source, *_in_projection(attn, 1))
+        v = F.linear(source, *_in_projection(attn, 2))
         self.cross_keys = _split_heads(k, self.cross.heads, self.cross.time_dim)
         self.cross_values = _split_heads(v, self.cross.heads, self.cross.time_dim)
 
