@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev run test lint format fuzz bench clean
+.PHONY: install install-dev run test lint format fuzz bench gpu-check clean
 
 install:
 	@bash scripts/install.sh
@@ -32,6 +32,11 @@ fuzz: install-dev
 
 bench: install-dev
 	$(PY) bench/audio.py --quick
+
+# The GPU figures in one run (docs/PERFORMANCE.md): installs what is missing, then under 8 minutes of
+# parts. Without CUDA it runs the CPU-checkable parts with --quick. GPU_CHECK_ARGS="--parts ..." etc.
+gpu-check:
+	$${PYTHON:-python3} bench/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

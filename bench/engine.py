@@ -20,9 +20,19 @@ minus the codec), × realtime (B × duration ÷ seconds), the fraction of the me
 speed-ups, and for B > 1 the aggregate throughput against stock one take at a time. The headline
 ``jamgen_vs_stock_b<first batch>`` comes last.
 
+``--durations 10,30,60,120`` measures how the cost grows with length instead: one take (batch 1)
+per length, stock and jamgen's engine path (the loop alone is left out: ``--no-huge-pages`` times
+it instead), seconds of compute per second of audio (``d<length>_<path>_s_per_audio_s``), the
+growth from the shortest length to the longest (``<path>_cost_growth_d<last>_vs_d<first>``) and the
+headline ``jamgen_vs_stock_d<longest>`` last. Takes longer than the 30 s window are made in
+windows advancing by the extend stride (18 s), as the product makes them. ``--quick`` shrinks the
+window to 1 s and every length by the same factor (each keeps its number of windows).
+
     python bench/engine.py --quick
     python bench/engine.py --model-size small --duration 2 --batch 1 --device cpu
     python bench/engine.py --model-size medium --duration 10 --batch 1,4,8,16 --device cuda
+    python bench/engine.py --model-size small --durations 10,30,60,120 --device cpu
+    python bench/engine.py --quick --durations 10,30,60,120
 """
 
 from __future__ import annotations
@@ -55,6 +65,8 @@ from bot.engine.worker.sizes import (
 
 SEED = 1234
 CFG = 3.0
+# --quick --durations: the tiny model's window, so that long form runs in seconds.
+QUICK_WINDOW_S = 1.0
 PROMPTS = ("lofi hip hop with warm piano", "fast drum and bass", "ambient pads", "funky slap bass", "epic strings")
 
 
@@ -168,6 +180,66 @@ def timed(call: Callable[[], np.ndarray], clock: CodecClock, device: torch.devic
     return time.perf_counter() - started, clock.seconds, audio
 
 
+def measure(
+    paths: list[tuple[str, Callable[..., np.ndarray], object]],
+    clocks: dict[int, CodecClock],
+    batch: int,
+    duration: float,
+    repeats: int,
+    device: torch.device,
+) -> tuple[dict[str, Timing], bool, dict[str, np.ndarray]]:
+    """Best of ``repeats`` calls per path, rotating who goes first; whether all paths made stock's audio."""
+    timings = {name: Timing() for name, _, _ in paths}
+    identical = True
+    outputs: dict[str, np.ndarray] = {}
+    for repeat in range(repeats):
+        # Rotate who goes first, so that no path always runs on a warmer (or busier) machine.
+        shift = repeat % len(paths)
+        outputs = {}
+        for name, call, on in paths[shift:] + paths[:shift]:
+            total, codec, audio = timed(functools.partial(call, on, batch, duration), clocks[id(on)], device)
+            timings[name].add(total, codec)
+            outputs[name] = audio
+        identical = identical and all(np.array_equal(outputs["stock"], audio) for audio in outputs.values())
+    return timings, identical, outputs
+
+
+def lengths(args: argparse.Namespace, model, paths, clocks, device: torch.device) -> str:
+    """``--durations``: seconds of compute per second of audio at each length, one take (batch 1).
+
+    Takes longer than the model's window are made as the product makes them: audiocraft's long
+    form, windows advancing by the extend stride (18 s of a 30 s window), each primed with the
+    last 12 s of the one before; jamgen's path runs the same windows with its own loop.
+
+    Returns:
+        The headline's line.
+    """
+    durations = [float(d) * args.duration_scale for d in args.durations.split(",")]
+    labels = [f"d{float(d):g}" for d in args.durations.split(",")]
+    print(f"window_s={model.max_duration:g}")
+    print(f"extend_stride_s={extend_stride(model):g}")
+    cost: dict[str, list[float]] = {name: [] for name, _, _ in paths}
+    ratio = 0.0
+    for label, duration in zip(labels, durations, strict=True):
+        timings, identical, _ = measure(paths, clocks, 1, duration, args.repeats, device)
+        steps = count_decode_steps(model, duration)
+        print(f"{label}_audio_s={duration:g}")
+        print(f"{label}_decode_steps={steps}")
+        for name, timing in timings.items():
+            per_audio_s = timing.total_s / duration
+            cost[name].append(per_audio_s)
+            print(f"{label}_{name}_s={timing.total_s:.3f}")
+            print(f"{label}_{name}_steps_per_s={steps / (timing.total_s - timing.codec_s):.2f}")
+            print(f"{label}_{name}_s_per_audio_s={per_audio_s:.3f}")
+        print(f"{label}_identical_tokens={int(identical)}")
+        ratio = timings["stock"].total_s / timings["jamgen"].total_s
+        print(f"{label}_jamgen_vs_stock={ratio:.3f}")
+    # How the cost of a second of audio grows from the shortest length to the longest.
+    for name, values in cost.items():
+        print(f"{name}_cost_growth_{labels[-1]}_vs_{labels[0]}={values[-1] / values[0]:.3f}")
+    return f"jamgen_vs_stock_{labels[-1]}={ratio:.3f}"
+
+
 def engine_copy(model, args: argparse.Namespace, device: torch.device):
     """The model as jamgen's engine holds it: the same weights, the LM's on huge pages on the CPU.
 
@@ -190,8 +262,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", default=None, help="batch sizes, comma-separated (default 1,4,8; 1,4,8,16 on CUDA)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: all cores)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls per path and batch; the best counts")
-    parser.add_argument("--quick", action="store_true", help="tiny model, 1 s, batches 1 and 4 (seconds)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed calls per path and size; the best counts (3; 1 with --durations)",
+    )
+    parser.add_argument(
+        "--durations",
+        help="lengths in seconds, comma-separated (e.g. 10,30,60,120): cost per second of audio at each, batch 1",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny model, 1 s, batches 1 and 4 (seconds); with --durations: a 1 s window, lengths scaled to match",
+    )
     parser.add_argument(
         "--no-huge-pages",
         action="store_true",
@@ -203,8 +288,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also time jamgen's path with each improvement undone (at the first batch size)",
     )
     args = parser.parse_args(argv)
+    args.duration_scale = 1.0
     if args.quick:
         args.model_size, args.duration, args.batch = "tiny", 1.0, args.batch or "1,4"
+    if args.repeats is None:
+        # A two-minute take on a CPU costs many minutes per path: one call each.
+        args.repeats = 1 if args.durations else 3
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA GPU")
     device = torch.device(args.device)
@@ -217,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     model = build_sized_model(args.model_size, device)
     build_s = time.perf_counter() - started
     engine_model, huge_page_bytes = engine_copy(model, args, device)
+    if args.quick and args.durations:
+        # Each length keeps its number of windows: a 1 s window stands for the 30 s one, lengths scale with it.
+        args.duration_scale = QUICK_WINDOW_S / model.max_duration
+        model.max_duration = engine_model.max_duration = QUICK_WINDOW_S
     clocks = {id(model): CodecClock(model)}
     if engine_model is not model:
         clocks[id(engine_model)] = CodecClock(engine_model)
@@ -233,8 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"threads={threads if device.type == 'cpu' else 0}")
     print(f"model_size={args.model_size}")
     print(f"build_s={build_s:.1f}")
-    print(f"duration_s={args.duration:g}")
-    print(f"decode_steps={steps}")
+    if not args.durations:
+        print(f"duration_s={args.duration:g}")
+        print(f"decode_steps={steps}")
     print(f"weight_bytes_per_step={weight_bytes}")
     print(f"huge_page_bytes={huge_page_bytes}")
     print(f"bandwidth_gbs={bandwidth:.1f}")
@@ -243,25 +337,19 @@ def main(argv: list[str] | None = None) -> int:
     # (name, call, model): stock audiocraft on its weights, jamgen's engine path on the engine's,
     # and where those differ (CPU), jamgen's loop on stock's weights: the loop's share alone.
     paths = [("stock", stock_call, model), ("jamgen", jamgen_call, engine_model)]
-    if engine_model is not model:
+    # With --durations the loop alone is left out (an hour more on a CPU); --no-huge-pages gives it instead.
+    if engine_model is not model and not args.durations:
         paths.append(("jamgen_loop", jamgen_call, model))
     # Warm-up: first-call costs (kernels, allocator) are not what is measured.
     for _, call, on in paths:
         call(on, 1, min(args.duration, 0.2))
+    if args.durations:
+        print(lengths(args, model, paths, clocks, device))
+        return 0
     stock_b1: float | None = None
     headline: tuple[str, float] | None = None
     for batch in batches:
-        timings = {name: Timing() for name, _, _ in paths}
-        identical = True
-        for repeat in range(args.repeats):
-            # Rotate who goes first, so that no path always runs on a warmer (or busier) machine.
-            shift = repeat % len(paths)
-            outputs: dict[str, np.ndarray] = {}
-            for name, call, on in paths[shift:] + paths[:shift]:
-                total, codec, audio = timed(functools.partial(call, on, batch, args.duration), clocks[id(on)], device)
-                timings[name].add(total, codec)
-                outputs[name] = audio
-            identical = identical and all(np.array_equal(outputs["stock"], audio) for audio in outputs.values())
+        timings, identical, outputs = measure(paths, clocks, batch, args.duration, args.repeats, device)
         prefix = f"b{batch}"
         for name, timing in timings.items():
             decode_s = timing.total_s - timing.codec_s

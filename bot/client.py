@@ -36,7 +36,6 @@ NO_MENTIONS = discord.AllowedMentions.none()
 COLOUR = discord.Colour.from_rgb(124, 92, 255)
 # Discord lets an interaction token be used for 15 minutes; leave a margin for the upload itself.
 TOKEN_LIFETIME = dt.timedelta(minutes=14, seconds=30)
-INTERACTION_GONE = {10015, 10062, 50027}
 JOB_FOOTER = re.compile(r"\bjob ([a-z0-9]{4,16})\b")
 # An upload that has not been answered after this long is given up and retried (the retry first looks
 # whether the message arrived anyway). aiohttp's own limit would be 5 minutes.
@@ -96,6 +95,8 @@ class JamBot(commands.Bot):
         # Called with each delivery and the message's kwargs before it is posted (cogs.sessions adds a take's
         # place in its jam); a hook must not raise.
         self.delivery_hooks: list[Callable[[Delivery, dict[str, Any]], Awaitable[None]]] = []
+        # Deletions of short-lived replies; discord.py's own ``delete_after`` outlives the bot's close.
+        self._expiring: set[asyncio.Task[None]] = set()
 
     async def on_message(self, message: discord.Message, /) -> None:
         """jamgen has no prefix commands: messages only matter to the reply-to-remix listener."""
@@ -142,7 +143,26 @@ class JamBot(commands.Bot):
         log.info("synced %d application commands", len(payload))
         return True
 
+    async def reply_briefly(self, message: discord.Message, text: str, *, seconds: float = 60.0) -> None:
+        """Reply in the channel and delete the reply after ``seconds`` (or when the bot closes)."""
+        try:
+            reply = await message.reply(text, allowed_mentions=NO_MENTIONS)
+        except discord.HTTPException as exc:
+            log.info("could not reply to message %s: %s", message.id, exc.status)
+            return
+
+        async def expire() -> None:
+            await asyncio.sleep(seconds)
+            with contextlib.suppress(discord.HTTPException):
+                await reply.delete()
+
+        task = asyncio.create_task(expire(), name="jamgen-expire-reply")
+        self._expiring.add(task)
+        task.add_done_callback(self._expiring.discard)
+
     async def close(self) -> None:
+        for task in list(self._expiring):
+            task.cancel()
         await self.service.close()
         await super().close()
 
@@ -296,7 +316,12 @@ def owner_only(job: Job) -> discord.AllowedMentions:
 
 
 class DiscordDeliverer:
-    """Posts finished takes: into the interaction while its token lives, else into the channel.
+    """Posts finished takes as regular channel messages, so members can reply to them.
+
+    A reply to an interaction's followup reaches a bot without the Message Content intent with
+    empty content and no attachments (Discord's docs, "you might not need a privileged intent"), so
+    takes go into the channel and the member's private progress message becomes a link to the take.
+    A followup is used only where a channel post is impossible (the bot may not post or see there).
 
     Args:
         bot: the running bot.
@@ -330,13 +355,14 @@ class DiscordDeliverer:
         posted = await self._find_posted(job) if delivery.retry else None
         if posted is not None:
             log.info("job %s: an earlier try already posted it (message %s); not posting again", job.id, posted.id)
-            if live and live.interaction and interaction_alive(live.interaction):
-                with contextlib.suppress(discord.HTTPException):
-                    await live.interaction.edit_original_response(
-                        content=f"✅ `{job.id}` is ready: {posted.jump_url}", view=None
-                    )
-            self.bot.live.pop(job.id, None)
-            return [posted.id]
+        else:
+            posted = await self._post_take(delivery, live)
+        await self._resolve_progress(job, live, posted)
+        self.bot.live.pop(job.id, None)
+        return [posted.id]
+
+    async def _post_take(self, delivery: Delivery, live: LiveJob | None) -> discord.Message:
+        job = delivery.job
         parent_url = await self._parent_url(job)
         content = f"<@{job.user_id}> here's your take." if job.takes == 1 else f"<@{job.user_id}> here are your takes."
         kwargs: dict[str, Any] = {
@@ -346,33 +372,47 @@ class DiscordDeliverer:
         }
         for hook in self.bot.delivery_hooks:
             await hook(delivery, kwargs)
-        if live and live.interaction and interaction_alive(live.interaction):
-            try:
-                message = await asyncio.wait_for(
-                    live.interaction.followup.send(
-                        files=result_files(delivery), allowed_mentions=owner_only(job), wait=True, **kwargs
-                    ),
-                    self.upload_timeout_s,
-                )
-            except discord.HTTPException as exc:
-                if exc.code not in INTERACTION_GONE and exc.status not in (401, 404):
-                    raise
-                log.info("job %s: interaction expired; delivering in the channel", job.id)
-            else:
-                with contextlib.suppress(discord.HTTPException):
-                    await live.interaction.edit_original_response(
-                        content=f"✅ `{job.id}` is ready: {message.jump_url}", view=None
-                    )
-                self.bot.live.pop(job.id, None)
-                return [message.id]
-        message = await asyncio.wait_for(
-            self._post_in_channel(job, files=result_files(delivery), **kwargs), self.upload_timeout_s
+        try:
+            return await asyncio.wait_for(
+                self._post_in_channel(job, files=result_files(delivery), **kwargs), self.upload_timeout_s
+            )
+        except (discord.Forbidden, discord.NotFound) as exc:
+            if live is None or live.interaction is None or not interaction_alive(live.interaction):
+                raise
+            # The channel is closed to the bot but the member's interaction still answers: a followup
+            # (replies to it cannot carry words without the intent, but the member gets the take).
+            log.info("job %s: cannot post in the channel (%s); delivering as a followup", job.id, exc.status)
+        return await asyncio.wait_for(
+            live.interaction.followup.send(
+                files=result_files(delivery), allowed_mentions=owner_only(job), wait=True, **kwargs
+            ),
+            self.upload_timeout_s,
         )
-        if live and live.progress_message is not None:
+
+    async def _resolve_progress(self, job: Job, live: LiveJob | None, posted: discord.Message) -> None:
+        """The member's progress message, private or public, now points to (or gives way to) the take."""
+        if live is not None and live.interaction is not None and interaction_alive(live.interaction):
+            with contextlib.suppress(discord.HTTPException):
+                await live.interaction.edit_original_response(
+                    # Followup messages come back without their guild, so their own jump_url says "@me".
+                    content=f"✅ `{job.id}` is ready: {message_url(job.guild_id, posted.channel.id, posted.id)}",
+                    view=None,
+                )
+        elif live is not None and live.progress_message is not None:
             with contextlib.suppress(discord.HTTPException):
                 await live.progress_message.delete()
-        self.bot.live.pop(job.id, None)
-        return [message.id]
+        elif live is None:
+            await self._delete_stored_progress(job)
+
+    async def _delete_stored_progress(self, job: Job) -> None:
+        """After a restart, the public progress reply of a reply-to-remix job would stay "Queued" forever."""
+        if job.progress_message_id is None or job.interaction_id is not None or job.channel_id is None:
+            return  # an interaction's private progress can only be edited with its token, gone with the process
+        channel = self.bot.get_partial_messageable(job.channel_id)
+        try:
+            await channel.get_partial_message(job.progress_message_id).delete()
+        except discord.HTTPException as exc:
+            log.info("job %s: could not remove its progress message: %s", job.id, exc.status)
 
     async def notify_failure(self, job: Job, message: str) -> None:
         live = self.bot.live.pop(job.id, None)
@@ -380,6 +420,8 @@ class DiscordDeliverer:
             with contextlib.suppress(discord.HTTPException):
                 await live.interaction.followup.send(f"⚠️ `{job.id}`: {message}", ephemeral=True)
                 return
+        if live is None:
+            await self._delete_stored_progress(job)
         await self._post_in_channel(job, content=f"<@{job.user_id}> ⚠️ `{job.id}`: {message}")
 
     async def _post_in_channel(self, job: Job, **kwargs: Any) -> discord.Message:
@@ -520,16 +562,25 @@ POSTING_PERMISSIONS = {
 }
 
 
+def missing_posting_permissions(
+    permissions: discord.Permissions, *, in_thread: bool, replying: bool = False
+) -> list[str]:
+    """What jamgen lacks to post a track in a channel (as a reply, which also needs Read Message History)."""
+    needed = dict(POSTING_PERMISSIONS)
+    if in_thread:
+        needed["send_messages_in_threads"] = "Send Messages in Threads"
+        needed.pop("send_messages")
+    if replying:
+        needed["read_message_history"] = "Read Message History"
+    return [label for name, label in needed.items() if not getattr(permissions, name)]
+
+
 def check_can_post(interaction: discord.Interaction) -> None:
     """Refuse up front, privately, when jamgen could not post the track in this channel."""
     if interaction.guild_id is None:
         return
-    perms = interaction.app_permissions
-    needed = dict(POSTING_PERMISSIONS)
-    if isinstance(interaction.channel, discord.Thread):
-        needed["send_messages_in_threads"] = "Send Messages in Threads"
-        needed.pop("send_messages")
-    missing = [label for name, label in needed.items() if not getattr(perms, name)]
+    in_thread = isinstance(interaction.channel, discord.Thread)
+    missing = missing_posting_permissions(interaction.app_permissions, in_thread=in_thread)
     if missing:
         raise UserInputError(
             f"jamgen can't post tracks in this channel: it needs {', '.join(missing)} here. "

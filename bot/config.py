@@ -178,6 +178,33 @@ class Settings:
         low=1,
         high=10000,
     )
+    # Scaling (docs/SCALING.md)
+    engines: int = _setting(
+        "JAMGEN_ENGINES",
+        1,
+        "Engines that run batches at once: local child i owns GPU i; with Ray, 0 = one per cluster GPU.",
+        kind="int",
+        low=0,
+        high=1024,
+    )
+    engine_backend: str = _setting(
+        "JAMGEN_ENGINE_BACKEND",
+        "local",
+        "Where engines run: child processes on this host, or Ray actors on a cluster.",
+        kind="choice",
+        choices=("local", "ray"),
+    )
+    ray_address: str = _setting(
+        "JAMGEN_RAY_ADDRESS", "auto", "Ray cluster to join (host:port of the head, or auto for a local `ray start`)."
+    )
+    ray_wait_s: float = _setting(
+        "JAMGEN_RAY_WAIT_S",
+        120.0,
+        "With Ray, a batch waits this long for an engine; then its jobs fail refunded (cluster unreachable).",
+        kind="float",
+        low=1,
+        high=86400,
+    )
     # Limits for members
     max_duration: int = _setting("JAMGEN_MAX_DURATION", 120, "Longest track in seconds.", kind="int", low=1, high=300)
     default_duration: int = _setting(

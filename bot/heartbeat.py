@@ -36,6 +36,8 @@ STALE_AFTER_INTERVALS = 3
 STALE_SLACK_S = 10.0
 
 EngineProbe = Callable[[], Awaitable[EngineHealth]]
+# One line per engine of a pool (``bot.engine.pool.EnginePool.describe``); None for a single engine.
+EnginesProbe = Callable[[], Awaitable[list[str]]]
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class Heartbeat:
         restarts: engine worker restarts so far.
         detail: why the probe failed, when it did.
         version: jamgen's version.
+        engines: one line per engine of a pool (where, device, models, busy or idle, restarts).
     """
 
     pid: int
@@ -63,6 +66,7 @@ class Heartbeat:
     restarts: int = 0
     detail: str = ""
     version: str = __version__
+    engines: tuple[str, ...] = ()
 
     def age_s(self, now: float) -> float:
         """Seconds since the beat was written.
@@ -132,6 +136,7 @@ def read_heartbeat(path: Path) -> Heartbeat | None:
             restarts=int(raw.get("restarts", 0)),
             detail=str(raw.get("detail", "")),
             version=str(raw.get("version", "")),
+            engines=tuple(str(line) for line in raw.get("engines", ())),
         )
     except FileNotFoundError:
         return None
@@ -161,7 +166,13 @@ def heartbeat_problems(beat: Heartbeat | None, *, now: float) -> list[str]:
     return problems
 
 
-async def beat_once(probe: EngineProbe, *, interval_s: float, clock: Callable[[], float] = time.time) -> Heartbeat:
+async def beat_once(
+    probe: EngineProbe,
+    *,
+    interval_s: float,
+    clock: Callable[[], float] = time.time,
+    engines: EnginesProbe | None = None,
+) -> Heartbeat:
     """Ask the engine how it is and make a beat of the answer.
 
     A probe that fails or takes longer than the interval gives a beat that says the engine is down.
@@ -170,12 +181,14 @@ async def beat_once(probe: EngineProbe, *, interval_s: float, clock: Callable[[]
         probe: the engine's ``health`` method (or any coroutine function returning an EngineHealth).
         interval_s: seconds until the next beat.
         clock: Unix time.
+        engines: one line per engine of a pool (None for a single engine).
     """
     try:
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that arrives as
         # the probe finishes, and the heartbeat loop would then outlive its shutdown.
         async with asyncio.timeout(interval_s):
             health = await probe()
+            lines = tuple(await engines()) if engines is not None else ()
     except Exception as exc:  # the heartbeat must report a broken probe, not die of it
         detail = "the health probe timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
         return Heartbeat(os.getpid(), clock(), interval_s, False, "unknown", detail=detail[:300])
@@ -188,6 +201,7 @@ async def beat_once(probe: EngineProbe, *, interval_s: float, clock: Callable[[]
         loaded_models=tuple(health.loaded_models),
         restarts=health.restarts,
         detail="" if health.alive else "the worker does not answer (it restarts on the next job)",
+        engines=lines,
     )
 
 
@@ -197,6 +211,7 @@ async def run_heartbeat(
     interval: float = DEFAULT_INTERVAL_S,
     *,
     clock: Callable[[], float] = time.time,
+    engines: EnginesProbe | None = None,
 ) -> None:
     """Write a beat now and then every ``interval`` seconds until cancelled.
 
@@ -207,9 +222,10 @@ async def run_heartbeat(
         probe: the engine's ``health`` method.
         interval: seconds between beats.
         clock: Unix time (tests pass their own).
+        engines: one line per engine of a pool (None for a single engine).
     """
     while True:
-        beat = await beat_once(probe, interval_s=interval, clock=clock)
+        beat = await beat_once(probe, interval_s=interval, clock=clock, engines=engines)
         try:
             await write_heartbeat(path, beat)
         except OSError as exc:

@@ -178,10 +178,20 @@ class Admin(commands.GroupCog, group_name="jam", group_description="jamgen setti
         await interaction.response.defer(ephemeral=True, thinking=True)
         s = await self.bot.service.status()
         failures = "\n".join(f"`{job_id}`: {clip(message, 80)}" for job_id, message in s.recent_failures[-5:]) or "none"
-        text = (
+        engine = (
             f"**Engine:** {'up' if s.engine.alive else 'DOWN'} on {s.engine.device} · "
             f"loaded: {', '.join(s.engine.loaded_models) or 'nothing'} · restarts: {s.engine.restarts}\n"
-            f"**Queue:** {s.queued} waiting, {s.running} running\n"
+        )
+        if len(s.engines) != 1:  # a pool: every engine, where it runs, busy or idle
+            lines = "\n".join(
+                f"{e.number}. {e.where} · {'up' if e.health.alive else 'DOWN'} on {e.health.device} · "
+                f"{'busy' if e.busy else 'idle'} · {', '.join(e.health.loaded_models) or 'nothing loaded'} · "
+                f"{e.batches} batches · restarts: {e.health.restarts}"
+                for e in s.engines
+            )
+            engine = f"**Engines ({len(s.engines)}):**\n{lines or 'none reachable'}\n"
+        text = (
+            engine + f"**Queue:** {s.queued} waiting, {s.running} running\n"
             f"**Uptime:** {s.uptime_s / 3600:.1f} h\n**Recent failures:**\n{failures}"
         )
         await send_ephemeral(interaction, clip(text, 1990))

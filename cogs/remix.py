@@ -14,6 +14,7 @@ from bot.client import (
     JamBot,
     LiveJob,
     member_context,
+    missing_posting_permissions,
     read_attachment,
     render_receipt,
     report_error,
@@ -165,18 +166,26 @@ class Remix(commands.Cog):
         mentioned = self.bot.user is not None and self.bot.user in message.mentions
         own_job = self.bot.job_id_of(referenced) if to_us else None
         attachments = audio_attachments(referenced)
+        if mentioned and not to_us and not attachments and not self.bot.intents.message_content:
+            await self._explain_hidden_files(message)
+            return
         if not (own_job or (mentioned and attachments)):
             return
         guild = await self.bot.service.guild_settings(message.guild.id)
         if not guild.remix_by_reply:
             return
+        if not await self._can_answer(message):
+            return
         text = message.content
         if self.bot.user is not None:
             text = text.replace(self.bot.user.mention, "").replace(f"<@!{self.bot.user.id}>", "")
         mode, prompt = parse_mode(text, Mode(guild.remix_mode))
+        # The reply's own audio, when it has some, is the input; the replied-to take stays the parent.
+        own_audio = audio_attachments(message) if own_job else []
+        source = own_audio[0] if own_audio else None if own_job else attachments[0]
         author = message.author
         try:
-            data = None if own_job else await read_attachment(self.bot, attachments[0])
+            data = await read_attachment(self.bot, source) if source else None
             request = JamRequest(
                 user_id=author.id,
                 guild_id=message.guild.id,
@@ -184,7 +193,9 @@ class Remix(commands.Cog):
                 mode=mode,
                 prompt=prompt,
                 model=await self.bot.service.default_model_for(message.guild.id, mode),
-                audio=AudioInput(data=data, from_job=own_job, filename=attachments[0].filename if data else ""),
+                audio=AudioInput(
+                    data=data, from_job=None if source else own_job, filename=source.filename if source else ""
+                ),
                 parent_id=own_job,
                 role_ids=tuple(r.id for r in getattr(author, "roles", ())),
                 is_admin=bool(getattr(author, "guild_permissions", None) and author.guild_permissions.manage_guild),  # type: ignore[union-attr]
@@ -192,7 +203,7 @@ class Remix(commands.Cog):
             )
             receipt = await self.bot.service.submit(request)
         except JamgenError as exc:
-            await message.reply(f"⚠️ {exc.message}", allowed_mentions=NO_MENTIONS, delete_after=60)
+            await self.bot.reply_briefly(message, f"⚠️ {exc.message}")
             return
         live = LiveJob()
         track_progress(self.bot, receipt.job_id, live)
@@ -201,8 +212,49 @@ class Remix(commands.Cog):
                 render_receipt(receipt), view=self.bot.progress_view(receipt.job_id), allowed_mentions=NO_MENTIONS
             )
             await self.bot.service.remember_progress_message(receipt.job_id, live.progress_message.id)
+        except discord.HTTPException as exc:
+            # The take is still made and posted (or refunded if that fails too); only the receipt is missing.
+            log.info("job %s: could not show its progress reply: %s", receipt.job_id, exc.status)
         finally:
             live.shown.set()
+
+    async def _explain_hidden_files(self, message: discord.Message) -> None:
+        """Without the Message Content intent, Discord hands over another member's message with its
+        files removed (it does not mention jamgen): say what works instead of ignoring the mention."""
+        if not await self._can_answer(message):
+            return
+        await self.bot.reply_briefly(
+            message,
+            "ℹ️ jamgen can't see the files of a message that doesn't mention it. To remix that audio, "
+            "use *Apps ▸ Remix with jamgen* on the message (right-click or long-press), or attach the file "
+            "to a `/melody`, `/style` or `/continue`.",
+        )
+
+    async def _can_answer(self, message: discord.Message) -> bool:
+        """Whether jamgen may reply with a track here; if not, tell the member by DM (nothing is charged).
+
+        A message event has no private answer like an interaction's: a direct message is the only
+        private way, and members may have closed their DMs, so that is tried once and let go.
+        """
+        channel = message.channel
+        me = message.guild.me if message.guild else None
+        if me is None or not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+            return True
+        missing = missing_posting_permissions(
+            channel.permissions_for(me), in_thread=isinstance(channel, discord.Thread), replying=True
+        )
+        if not missing:
+            return True
+        log.info("reply-to-remix in channel %s skipped: jamgen lacks %s there", channel.id, ", ".join(missing))
+        text = (
+            f"jamgen can't answer your reply in {channel.mention}: it needs {', '.join(missing)} there. "
+            "Nothing was charged. Ask a server admin to allow it, or remix from a channel where jamgen can post."
+        )
+        try:
+            await message.author.send(text, allowed_mentions=NO_MENTIONS)
+        except discord.HTTPException as exc:
+            log.info("could not tell member %s by DM either: %s", message.author.id, exc.status)
+        return False
 
 
 async def setup(bot: JamBot) -> None:

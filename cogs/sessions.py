@@ -436,10 +436,14 @@ class Sessions(commands.GroupCog, group_name="session", group_description="Jam s
         line = await self.sessions.place_line(parent)
         if not line:
             return
-        channel = self.bot.get_channel(parent.channel_id) or await self.bot.fetch_channel(parent.channel_id)
-        if not isinstance(channel, discord.abc.Messageable):
-            return
         try:
+            channel = self.bot.get_channel(parent.channel_id) or await self.bot.fetch_channel(parent.channel_id)
+            if not isinstance(channel, discord.abc.Messageable):
+                return
+            if isinstance(channel, discord.Thread) and channel.archived:
+                # Discord refuses edits in archived threads (50083); the place is in the store and in /session tree.
+                log.info("jam line of %s not refreshed: its thread is archived", parent.id)
+                return
             message = await channel.fetch_message(parent.delivered_message_ids[0])
             kept = [text for text in message.content.splitlines() if not text.startswith(JAM_LINE)]
             content = clip("\n".join([*kept, line]), 2000)

@@ -32,7 +32,7 @@ fi
 
 hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 runtime_hash=$(hash_of requirements/runtime.txt pyproject.toml scripts/install.sh)
-dev_hash=$(hash_of requirements/dev.txt)
+dev_hash=$(hash_of requirements/dev.txt requirements/ray.txt)
 up_to_date() { [ -f "$VENV/.jamgen-$1" ] && [ "$(cat "$VENV/.jamgen-$1")" = "$2" ]; }
 if up_to_date runtime "$runtime_hash" && { [ "$DEV" = 0 ] || up_to_date dev "$dev_hash"; }; then
   exit 0
@@ -50,7 +50,7 @@ if ! up_to_date runtime "$runtime_hash"; then
   echo "$runtime_hash" > "$VENV/.jamgen-runtime"
 fi
 if [ "$DEV" = 1 ] && ! up_to_date dev "$dev_hash"; then
-  quiet_pip -r requirements/dev.txt
+  quiet_pip -r requirements/dev.txt -c requirements/runtime.txt
   echo "$dev_hash" > "$VENV/.jamgen-dev"
 fi
 say "done: $VENV is ready"

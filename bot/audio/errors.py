@@ -107,6 +107,26 @@ def format_seconds(seconds: float) -> str:
     return f"{hours} h {rest // 60} min"
 
 
+def format_seconds_against(seconds: float, limit: float) -> str:
+    """A duration set against a limit, as precise as it takes to read on the right side of it.
+
+    ``format_seconds`` rounds down, which would print 1.4995 s as "1.4 s" next to a 1.5 s minimum, and
+    600.4 s as "10 min" next to a 10 min maximum; here 1.4995 s reads "1.499 s" and 600.4 s "600.4 s".
+
+    Args:
+        seconds: the duration measured.
+        limit: the minimum or maximum it is compared with.
+    """
+    shown = format_seconds(seconds)
+    if seconds >= 10 and shown != format_seconds(limit):
+        return shown
+    for digits in range(1, 5):
+        rounded = round(seconds, digits)
+        if rounded != limit and (rounded < limit) == (seconds < limit):
+            return f"{rounded:.{digits}f} s"
+    return f"{seconds:.6g} s"
+
+
 def format_mib(size_bytes: float) -> str:
     """A size in MiB with at most one decimal ("25 MiB", "30.2 MiB").
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bot.audio.errors import AudioTooShortError, format_seconds
+from bot.audio.errors import AudioTooShortError, format_seconds, format_seconds_against
 
 MIN_STYLE_S = 1.5
 MAX_STYLE_S = 4.5
@@ -23,6 +23,8 @@ MIN_MELODY_S = 1.0
 MIN_CONTINUATION_S = 1.0
 DEFAULT_CONTINUATION_S = 10.0
 _ENERGY_HOP_S = 0.05
+# Resampling may lose a sample: a clip of exactly the minimum length must not be refused for it.
+LENGTH_TOLERANCE_S = 1e-4
 
 
 @dataclass(frozen=True)
@@ -103,18 +105,19 @@ def style_excerpt(
     audio = _as_2d(audio)
     total_s = audio.shape[-1] / sample_rate
     length_s = min(max(length_s, MIN_STYLE_S), MAX_STYLE_S)
-    if total_s < MIN_STYLE_S:
+    if total_s < MIN_STYLE_S - LENGTH_TOLERANCE_S:
         raise AudioTooShortError(
-            f"Style needs at least {MIN_STYLE_S:g} s of audio; this file has {format_seconds(total_s)}."
+            f"Style needs at least {MIN_STYLE_S:g} s of audio; this file has "
+            f"{format_seconds_against(total_s, MIN_STYLE_S)}."
         )
     if start_s is None:
         start_s = loudest_window_start(audio, sample_rate, min(length_s, total_s))
     else:
         _check_start(start_s, total_s, "style")
-        if total_s - start_s < MIN_STYLE_S:
+        if total_s - start_s < MIN_STYLE_S - LENGTH_TOLERANCE_S:
             raise AudioTooShortError(
                 f"Style needs at least {MIN_STYLE_S:g} s of audio; from {format_seconds(start_s)} this file has "
-                f"only {format_seconds(total_s - start_s)} left."
+                f"only {format_seconds_against(total_s - start_s, MIN_STYLE_S)} left."
             )
     start = round(start_s * sample_rate)
     return _slice(audio, sample_rate, start, round(min(length_s, total_s - start_s) * sample_rate))
@@ -134,15 +137,16 @@ def melody_excerpt(audio: np.ndarray, sample_rate: int, duration_s: float, *, st
     """
     audio = _as_2d(audio)
     total_s = audio.shape[-1] / sample_rate
-    if total_s < MIN_MELODY_S:
+    if total_s < MIN_MELODY_S - LENGTH_TOLERANCE_S:
         raise AudioTooShortError(
-            f"Melody needs at least {MIN_MELODY_S:g} s of audio; this file has {format_seconds(total_s)}."
+            f"Melody needs at least {MIN_MELODY_S:g} s of audio; this file has "
+            f"{format_seconds_against(total_s, MIN_MELODY_S)}."
         )
     _check_start(start_s, total_s, "melody")
-    if total_s - start_s < MIN_MELODY_S:
+    if total_s - start_s < MIN_MELODY_S - LENGTH_TOLERANCE_S:
         raise AudioTooShortError(
             f"Melody needs at least {MIN_MELODY_S:g} s of audio; from {format_seconds(start_s)} this file has only "
-            f"{format_seconds(total_s - start_s)} left."
+            f"{format_seconds_against(total_s - start_s, MIN_MELODY_S)} left."
         )
     start = round(start_s * sample_rate)
     return _slice(audio, sample_rate, start, round(duration_s * sample_rate))
@@ -161,10 +165,10 @@ def continuation_prompt(audio: np.ndarray, sample_rate: int, *, seconds: float =
     """
     audio = _as_2d(audio)
     total = audio.shape[-1]
-    if total / sample_rate < MIN_CONTINUATION_S:
+    if total / sample_rate < MIN_CONTINUATION_S - LENGTH_TOLERANCE_S:
         raise AudioTooShortError(
             f"Continuing needs at least {MIN_CONTINUATION_S:g} s of audio; this file has "
-            f"{format_seconds(total / sample_rate)}."
+            f"{format_seconds_against(total / sample_rate, MIN_CONTINUATION_S)}."
         )
     length = min(total, round(seconds * sample_rate))
     return _slice(audio, sample_rate, total - length, length)

@@ -24,6 +24,7 @@ from bot.audio.probe import (
     ProbeInfo,
     check_size,
     damaged_error,
+    decoder_options,
     input_timeout_error,
     input_url,
     probe,
@@ -37,9 +38,11 @@ log = logging.getLogger(__name__)
 JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 SILENCE_PEAK_DBFS = -60.0
 SILENT_WARNING = "This audio is silent (nothing louder than -60 dBFS), so it gives the model nothing to follow."
-# How much shorter than its header says a file may decode before it counts as cut off.
+# How much shorter than its header says a file may decode before the difference needs explaining.
 _SHORTFALL_S = 0.5
 _SHORTFALL_FRACTION = 0.05
+# A file holding less than this share of the bytes its stated bit rate needs for its stated length is cut off.
+_CUT_OFF_BYTES_FRACTION = 0.9
 _VERIFY_RATE = 16000
 _PADDING_TRIM_S = 0.1
 
@@ -150,6 +153,7 @@ async def decode(
         "-v",
         "error",
         *safe_input_options(info.demuxer),
+        *decoder_options(info.decoder),
         "-i",
         input_url(path),
         "-map",
@@ -188,7 +192,7 @@ async def decode(
     if decoded_s > limits.max_duration_s:
         raise too_long_error(decoded_s, limits)
     shortfall = info.duration_s - decoded_s
-    if shortfall > max(_SHORTFALL_S, _SHORTFALL_FRACTION * info.duration_s):
+    if shortfall > max(_SHORTFALL_S, _SHORTFALL_FRACTION * info.duration_s) and _cut_off(info, result.stderr):
         raise damaged_error(
             info.label,
             f"it stops after {format_seconds(decoded_s)} although its header says {format_seconds(info.duration_s)}",
@@ -199,6 +203,21 @@ async def decode(
         keep_frames = round(info.duration_s * sample_rate)
         raw = raw[: keep_frames * channels * 4]
     return await asyncio.to_thread(_samples_from_pcm, raw, channels)
+
+
+def _cut_off(info: ProbeInfo, decoder_errors: str) -> bool:
+    """Whether a file that decodes shorter than its header says is really cut off or corrupt.
+
+    What decodes is the truth: a header may count audio the decoder is told to skip (an Opus pre-skip, an MP4
+    edit list) and such a file plays fully. It is cut off only when decoding hit errors, or when the file holds
+    clearly fewer bytes than its own stream's bit rate needs for the length it claims (a truncated MP3).
+    """
+    if decoder_errors.strip():
+        return True
+    if not info.stream_bit_rate:
+        return False
+    needed_bytes = info.duration_s * info.stream_bit_rate / 8
+    return info.size_bytes < _CUT_OFF_BYTES_FRACTION * needed_bytes
 
 
 async def load_input(path: Path, sample_rate: int, channels: int, limits: AudioLimits) -> InputAudio:

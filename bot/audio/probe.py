@@ -31,6 +31,7 @@ from bot.audio.errors import (
     UnsupportedAudioFormatError,
     format_mib,
     format_seconds,
+    format_seconds_against,
 )
 from bot.audio.limits import AudioLimits
 from bot.audio.sniff import ALLOWED_DEMUXERS, Sniffed, sniff_file
@@ -55,6 +56,9 @@ FAMILY_LABELS = {
     "aiff": "AIFF",
     "mp4": "MP4/M4A",
     "matroska": "WebM/MKV",
+    "ac3": "AC-3",
+    "eac3": "E-AC-3",
+    "dts": "DTS",
 }
 _PROBE_OUTPUT_CAP = 4 * 1024 * 1024
 
@@ -71,13 +75,17 @@ class ProbeInfo:
         container: ffprobe's ``format_name``.
         demuxer: the ffmpeg demuxer forced for every later read.
         codec: the audio stream's codec name.
-        duration_s: length of the audio stream in seconds (measured by decoding when the headers do not say).
+        duration_s: length of the audio stream in seconds (measured by decoding when the headers do not say
+            or claim more than the limit).
         channels: channel count of the audio stream.
         sample_rate: its sample rate.
         size_bytes: file size.
         stream_index: index of the audio stream used.
         bit_rate: bits per second when known.
         has_video: True when the file also holds a real video stream (cover pictures do not count).
+        stream_bit_rate: the bit rate the audio stream itself states (not one worked out from the file size).
+        decoder: the ffmpeg decoder to force when the stream's own codec name would read it wrongly (the
+            big-endian PCM of a RIFX WAV, which ffmpeg's wav demuxer reports as little-endian).
     """
 
     path: Path
@@ -93,6 +101,8 @@ class ProbeInfo:
     stream_index: int
     bit_rate: int | None = None
     has_video: bool = False
+    stream_bit_rate: int | None = None
+    decoder: str | None = None
 
     @property
     def label(self) -> str:
@@ -138,6 +148,15 @@ def safe_input_options(demuxer: str | None) -> list[str]:
     return options
 
 
+def decoder_options(decoder: str | None) -> list[str]:
+    """``-c:a <decoder>`` before the input when a decoder must be forced, else nothing.
+
+    Args:
+        decoder: ``ProbeInfo.decoder``.
+    """
+    return ["-c:a", decoder] if decoder else []
+
+
 def input_timeout_error(limits: AudioLimits) -> InputTimeoutError:
     """The refusal for a file that took too long to read.
 
@@ -171,8 +190,8 @@ def too_long_error(duration_s: float, limits: AudioLimits) -> AudioTooLongError:
         limits: the limits in force.
     """
     return AudioTooLongError(
-        f"This audio is {format_seconds(duration_s)} long; the limit is {format_seconds(limits.max_duration_s)}. "
-        "Trim it and attach it again."
+        f"This audio is {format_seconds_against(duration_s, limits.max_duration_s)} long; the limit is "
+        f"{format_seconds(limits.max_duration_s)}. Trim it and attach it again."
     )
 
 
@@ -269,14 +288,17 @@ def _extension(sniffed: Sniffed, codec: str, has_video: bool) -> str:
     return sniffed.extension
 
 
-async def measure_duration(path: Path, demuxer: str, stream_index: int, limits: AudioLimits) -> float:
-    """Length of an audio stream whose headers do not say, found by decoding it (8 kHz mono, cheap).
+async def measure_duration(
+    path: Path, demuxer: str, stream_index: int, limits: AudioLimits, *, decoder: str | None = None
+) -> float:
+    """Length of an audio stream found by decoding it (8 kHz mono, cheap), when its headers do not say or lie.
 
     Args:
         path: the file.
         demuxer: the forced demuxer.
         stream_index: the audio stream.
         limits: the limits in force; decoding stops just past ``max_duration_s``.
+        decoder: a decoder to force (``ProbeInfo.decoder``).
     """
     rate = 8000
     argv = [
@@ -286,6 +308,7 @@ async def measure_duration(path: Path, demuxer: str, stream_index: int, limits: 
         "-v",
         "error",
         *safe_input_options(demuxer),
+        *decoder_options(decoder),
         "-i",
         input_url(path),
         "-map",
@@ -308,6 +331,8 @@ async def measure_duration(path: Path, demuxer: str, stream_index: int, limits: 
         result = await run_tool(argv, timeout_s=limits.timeout_s, max_stdout_bytes=cap)
     except ToolTimeoutError:
         raise input_timeout_error(limits) from None
+    if result.stdout_capped:
+        return cap / (2 * rate)  # it went on past the cap: longer than the limit, however long exactly
     return len(result.stdout) / (2 * rate)
 
 
@@ -351,11 +376,20 @@ async def probe(path: Path, limits: AudioLimits) -> ProbeInfo:
     stream = audio_streams[0]
     codec = str(stream.get("codec_name") or "")
     if not codec or codec == "none":
-        raise damaged_error(label, "its sound track has no codec ffmpeg knows")
+        raise _unknown_encoding_error(label, stream)
     if not _codec_allowed(codec):
         raise UnsupportedAudioFormatError(
-            f"This file's sound is encoded as {codec}, which jamgen does not read. Convert it to MP3, WAV or FLAC."
+            f"This file's sound is encoded as {_codec_title(stream)}, which jamgen does not read. "
+            "Convert it to MP3, WAV or FLAC."
         )
+    decoder = None
+    if sniffed.big_endian:
+        decoder = _big_endian_decoder(codec)
+        if decoder is None:
+            raise UnsupportedAudioFormatError(
+                f"This file is a big-endian WAV (RIFX) encoded as {_codec_title(stream)}, which jamgen does not "
+                "read. Convert it to an ordinary WAV, MP3 or FLAC."
+            )
     channels = int(_number(stream.get("channels")) or 0)
     if channels > limits.max_channels:
         raise TooManyChannelsError(
@@ -367,15 +401,17 @@ async def probe(path: Path, limits: AudioLimits) -> ProbeInfo:
         raise damaged_error(label, "its header gives no usable channel count or sample rate")
     duration = _number(stream.get("duration")) or _number(data["format"].get("duration"))
     stream_index = int(stream.get("index", 0))
-    if duration is not None and duration > limits.max_duration_s:
-        raise too_long_error(duration, limits)
-    if not duration:
-        duration = await measure_duration(path, sniffed.demuxer, stream_index, limits)
-        if duration > limits.max_duration_s:
-            raise too_long_error(duration, limits)
+    if not duration or duration > limits.max_duration_s:
+        # No length in the headers, or one over the limit: what decodes decides. A header can claim days for a
+        # file with no playable sound (damaged, not long), or too much for a short recording streamed to disk.
+        claimed = duration
+        duration = await measure_duration(path, sniffed.demuxer, stream_index, limits, decoder=decoder)
         if duration <= 0:
             raise damaged_error(label, "no sound could be decoded from it")
-    bit_rate = _number(stream.get("bit_rate")) or _number(data["format"].get("bit_rate"))
+        if duration > limits.max_duration_s:
+            raise too_long_error(max(duration, claimed or 0.0), limits)
+    stream_bit_rate = _number(stream.get("bit_rate"))
+    bit_rate = stream_bit_rate or _number(data["format"].get("bit_rate"))
     return ProbeInfo(
         path=path,
         family=sniffed.family,
@@ -390,4 +426,33 @@ async def probe(path: Path, limits: AudioLimits) -> ProbeInfo:
         stream_index=stream_index,
         bit_rate=int(bit_rate) if bit_rate else None,
         has_video=has_video,
+        stream_bit_rate=int(stream_bit_rate) if stream_bit_rate else None,
+        decoder=decoder,
     )
+
+
+def _codec_title(stream: dict[str, Any]) -> str:
+    """The codec's name as people know it ("WavPack", "DSP Group TrueSpeech"), else ffmpeg's short name."""
+    return str(stream.get("codec_long_name") or stream.get("codec_name") or "an unknown codec")
+
+
+def _unknown_encoding_error(label: str, stream: dict[str, Any]) -> UnsupportedAudioFormatError:
+    # The member never needs to know which tool jamgen reads files with: name the file's own format tag.
+    tag = str(stream.get("codec_tag_string") or "")
+    tag_number = str(stream.get("codec_tag") or "")
+    shown = f" (format tag {tag_number})" if tag_number not in ("", "0x0000") else ""
+    if not shown and tag and tag.isprintable() and "[" not in tag:
+        shown = f" (format {tag})"
+    return UnsupportedAudioFormatError(
+        f"This {label} file stores its sound in an encoding jamgen does not recognise{shown}. "
+        "Export it again as an ordinary (PCM) WAV, MP3 or FLAC and attach that."
+    )
+
+
+def _big_endian_decoder(codec: str) -> str | None:
+    """The big-endian PCM decoder for what ffmpeg's wav demuxer calls a RIFX file's (little-endian) codec."""
+    if codec in ("pcm_u8", "pcm_s8", "pcm_alaw", "pcm_mulaw"):
+        return codec  # one byte per sample: no byte order
+    if codec.startswith("pcm_") and codec.endswith("le"):
+        return codec[:-2] + "be"
+    return None

@@ -35,6 +35,10 @@ ALLOWED_DEMUXERS: dict[str, str] = {
     "aiff": "aiff",
     "mov": "mov,mp4,m4a,3gp,3g2,mj2",
     "matroska": "matroska,webm",
+    # Raw Dolby and DTS streams (as ripped from a DVD or a film): ordinary codecs, simple demuxers.
+    "ac3": "ac3",
+    "eac3": "eac3",
+    "dts": "dts",
 }
 
 
@@ -44,13 +48,15 @@ class Sniffed:
 
     Args:
         demuxer: the ffmpeg demuxer to force (a key of ``ALLOWED_DEMUXERS``).
-        family: jamgen's name for the container: mp3, wav, flac, ogg, aac, aiff, mp4, matroska.
+        family: jamgen's name for the container: mp3, wav, flac, ogg, aac, aiff, mp4, matroska, ac3, eac3, dts.
         extension: the file extension the bytes suggest (refined after probing: m4a vs mp4, opus vs ogg).
+        big_endian: a big-endian WAV (RIFX), whose PCM ffmpeg must be told to read as big-endian.
     """
 
     demuxer: str
     family: str
     extension: str
+    big_endian: bool = False
 
 
 def _not_audio(what: str) -> NotAudioError:
@@ -104,6 +110,20 @@ _UNSUPPORTED_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x00\x00\x01\xb3", "an MPEG video stream"),
     (b"IMPM", "a tracker module"),
     (b"Extended Module", "a tracker module"),
+    (b"TTA1", "a TTA (True Audio) file"),
+    (b"tBaK", "a TAK file"),
+    (b"MPCK", "a Musepack file"),
+    (b"MP+", "a Musepack file"),
+    (b"OFR ", "an OptimFROG file"),
+    (b"ajkg", "a Shorten file"),
+    (b"LA0", "a Lossless Audio (LA) file"),
+    (b"riff\x2e\x91\xcf\x11", "a Sony Wave64 (W64) file"),
+    (b"Creative Voice File", "a Creative Voice (VOC) file"),
+    (b"NIST_1A", "a NIST SPHERE recording"),
+    (b"ADIF", "a raw AAC (ADIF) file"),
+    (b".ra\xfd", "a RealAudio file"),
+    (b".RMF", "a RealMedia file"),
+    (b"#!SILK", "a SILK voice recording"),
 )
 _ISO_BOX_TYPES = {b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot"}
 _IMAGE_BRANDS = {b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis", b"jp2 ", b"crx "}
@@ -118,6 +138,10 @@ _MPEG_BITRATES = {
     (2, 3): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
 }
 _MPEG_RATES = {1: (44100, 48000, 32000), 2: (22050, 24000, 16000), 25: (11025, 12000, 8000)}
+# AC-3 frame sizes in 16-bit words per frmsizecod // 2, for 48, 44.1 and 32 kHz (ATSC A/52 table 5.18).
+_AC3_KBPS = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512, 576, 640)
+_AC3_WORDS_44K = (69, 87, 104, 121, 139, 174, 208, 243, 278, 348, 417, 487, 557, 696, 835, 975, 1114, 1253, 1393)
+_IFF_SOUND_TYPES = {b"8SVX", b"16SV", b"MAUD"}
 
 
 def _mpeg_frame(head: bytes, offset: int) -> tuple[int, tuple[int, int, int]] | None:
@@ -157,6 +181,54 @@ def _adts_frame(head: bytes, offset: int) -> int | None:
         return None
     length = ((head[offset + 3] & 0x3) << 11) | (head[offset + 4] << 3) | (head[offset + 5] >> 5)
     return length if length >= 7 else None
+
+
+def _dolby_frame(head: bytes, offset: int) -> tuple[int, str] | None:
+    """(frame length, "ac3" or "eac3") of a valid AC-3 or E-AC-3 sync frame at ``offset``."""
+    if offset + 6 > len(head) or head[offset : offset + 2] != b"\x0b\x77":
+        return None
+    bsid = head[offset + 5] >> 3
+    if bsid <= 10:
+        fscod, frmsizecod = head[offset + 4] >> 6, head[offset + 4] & 0x3F
+        if fscod == 3 or frmsizecod >= 2 * len(_AC3_KBPS):
+            return None
+        kbps = _AC3_KBPS[frmsizecod // 2]
+        words = (kbps * 2, _AC3_WORDS_44K[frmsizecod // 2] + (frmsizecod & 1), kbps * 3)[fscod]
+        return words * 2, "ac3"
+    if bsid <= 16:
+        words = (((head[offset + 2] & 0x07) << 8) | head[offset + 3]) + 1
+        return (words * 2, "eac3") if words > 2 else None
+    return None
+
+
+def _dts_frame(head: bytes, offset: int) -> int | None:
+    """Length of a valid DTS core frame (16-bit big-endian sync) at ``offset``."""
+    if offset + 10 > len(head) or head[offset : offset + 4] != b"\x7f\xfe\x80\x01":
+        return None
+    length = (((head[offset + 5] & 0x03) << 12) | (head[offset + 6] << 4) | (head[offset + 7] >> 4)) + 1
+    return length if length >= 96 else None
+
+
+def _dolby_stream(head: bytes) -> str | None:
+    """ "ac3" or "eac3" when the bytes start with two consecutive frames of that kind (or one that fills them)."""
+    first = _dolby_frame(head, 0)
+    if first is None:
+        return None
+    length, kind = first
+    if length + 6 > len(head):
+        return kind
+    second = _dolby_frame(head, length)
+    # An E-AC-3 stream may follow an AC-3 core frame with E-AC-3 extension frames: the eac3 demuxer reads both.
+    if second is None:
+        return None
+    return "eac3" if "eac3" in (kind, second[1]) else "ac3"
+
+
+def _is_dts_stream(head: bytes) -> bool:
+    length = _dts_frame(head, 0)
+    if length is None:
+        return False
+    return length + 10 > len(head) or _dts_frame(head, length) is not None
 
 
 def _is_mpeg_stream(head: bytes, offset: int) -> bool:
@@ -242,16 +314,17 @@ def check_wav_header(head: bytes, size: int) -> None:
     Raises:
         DamagedAudioError: when the ``data`` chunk claims bytes the file does not have.
     """
-    if head[:4] != b"RIFF":
+    if head[:4] not in (b"RIFF", b"RIFX"):
         return  # RF64/BW64 keep their sizes elsewhere; ffmpeg checks those itself
+    order = ">" if head[:4] == b"RIFX" else "<"
     offset = 12
     byte_rate = 0
     while offset + 8 <= len(head):
         chunk_id = head[offset : offset + 4]
-        (chunk_size,) = struct.unpack_from("<I", head, offset + 4)
+        (chunk_size,) = struct.unpack_from(f"{order}I", head, offset + 4)
         body = offset + 8
         if chunk_id == b"fmt " and body + 12 <= len(head):
-            (byte_rate,) = struct.unpack_from("<I", head, body + 8)
+            (byte_rate,) = struct.unpack_from(f"{order}I", head, body + 8)
         if chunk_id == b"data":
             # 0 and 0xFFFFFFFF mean "unknown length" (a recording streamed to disk); ffmpeg reads to the end.
             if chunk_size in (0, 0xFFFFFFFF) or body + chunk_size <= size + 1:
@@ -266,26 +339,12 @@ def check_wav_header(head: bytes, size: int) -> None:
         offset = body + chunk_size + (chunk_size & 1)
 
 
-def sniff_bytes(head: bytes, size: int) -> Sniffed:
-    """Decide from the first bytes whether jamgen may open the file, and with which demuxer.
-
-    Args:
-        head: the first bytes (``HEAD_BYTES`` is plenty; after an ID3 tag, the bytes that follow it).
-        size: the whole file's size.
-
-    Raises:
-        EmptyAudioFileError: zero bytes.
-        NotAudioError: images, archives, programs, text, unknown bytes.
-        PlaylistNotAllowedError: HLS/M3U/PLS playlists, ffconcat scripts, SDP.
-        UnsupportedAudioFormatError: media outside the allow-list (WMA, AVI, CAF...).
-        DamagedAudioError: a WAV header that claims more than the file holds.
-    """
-    if size == 0 or not head:
-        raise EmptyAudioFileError("This file is empty (0 bytes). Attach a sound file: " + ACCEPTED_FORMATS_TEXT + ".")
-    riff_kind = head[8:12] if head[:4] in (b"RIFF", b"RF64", b"BW64") else b""
+def _sniff_known(head: bytes, size: int) -> Sniffed | None:
+    """The container the bytes start with, a refusal that names a known non-audio or refused format, or None."""
+    riff_kind = head[8:12] if head[:4] in (b"RIFF", b"RIFX", b"RF64", b"BW64") else b""
     if riff_kind == b"WAVE":
         check_wav_header(head, size)
-        return Sniffed("wav", "wav", "wav")
+        return Sniffed("wav", "wav", "wav", big_endian=head[:4] == b"RIFX")
     if riff_kind == b"AVI ":
         raise _unsupported("an AVI video")
     if riff_kind == b"WEBP":
@@ -296,6 +355,8 @@ def sniff_bytes(head: bytes, size: int) -> Sniffed:
         raise _unsupported("a RIFF file of an unknown kind")
     if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
         return Sniffed("aiff", "aiff", "aiff")
+    if head[:4] == b"FORM" and head[8:12] in _IFF_SOUND_TYPES:
+        raise _unsupported("an Amiga IFF sound file")
     if head[:4] == b"fLaC":
         return Sniffed("flac", "flac", "flac")
     if head[:4] == b"OggS":
@@ -311,12 +372,17 @@ def sniff_bytes(head: bytes, size: int) -> Sniffed:
         extension = "mov" if brand == b"qt  " else "m4a" if brand[:2] == b"M4" else "mp4"
         return Sniffed("mov", "mp4", extension)
     if head[:3] == b"ID3":
-        # An ID3 tag is usually an MP3's; padding or junk after it is common and the demuxer resyncs.
-        return _sniff_after_id3(head[_id3_size(head) :])
+        # Fewer than the 10 bytes of a tag header: all of it is (a piece of) a tag.
+        return _sniff_after_id3(head[_id3_size(head) or len(head) :])
     if _is_adts_stream(head, 0):
         return Sniffed("aac", "aac", "aac")
     if _is_mpeg_stream(head, 0):
         return Sniffed("mp3", "mp3", "mp3")
+    dolby = _dolby_stream(head)
+    if dolby is not None:
+        return Sniffed(dolby, dolby, dolby)
+    if _is_dts_stream(head):
+        return Sniffed("dts", "dts", "dts")
     if len(head) > 376 and head[0] == 0x47 and head[188] == 0x47 and head[376] == 0x47:
         raise _unsupported("an MPEG transport stream")
     for magic, what in _UNSUPPORTED_MAGIC:
@@ -325,6 +391,28 @@ def sniff_bytes(head: bytes, size: int) -> Sniffed:
     for magic, what in _NOT_AUDIO_MAGIC:
         if head.startswith(magic):
             raise _not_audio(what)
+    return None
+
+
+def sniff_bytes(head: bytes, size: int) -> Sniffed:
+    """Decide from the first bytes whether jamgen may open the file, and with which demuxer.
+
+    Args:
+        head: the first bytes (``HEAD_BYTES`` is plenty; after an ID3 tag, the bytes that follow it).
+        size: the whole file's size.
+
+    Raises:
+        EmptyAudioFileError: zero bytes.
+        NotAudioError: images, archives, programs, text, unknown bytes.
+        PlaylistNotAllowedError: HLS/M3U/PLS playlists, ffconcat scripts, SDP.
+        UnsupportedAudioFormatError: media outside the allow-list (WMA, AVI, CAF, TTA, Musepack...), named.
+        DamagedAudioError: a WAV header that claims more than the file holds.
+    """
+    if size == 0 or not head:
+        raise EmptyAudioFileError("This file is empty (0 bytes). Attach a sound file: " + ACCEPTED_FORMATS_TEXT + ".")
+    known = _sniff_known(head, size)
+    if known is not None:
+        return known
     text_kind = _text_kind(head)
     if text_kind is not None:
         if text_kind.startswith("playlist:"):
@@ -360,10 +448,10 @@ def sniff_file(path: Path, size: int) -> Sniffed:
 
 
 def _sniff_after_id3(following: bytes) -> Sniffed:
-    if not following:
-        raise DamagedAudioError("This MP3 file holds only tags and no sound. Export it again and re-attach it.")
-    if following[:4] == b"fLaC":
-        return Sniffed("flac", "flac", "flac")
-    if _is_adts_stream(following, 0):
-        return Sniffed("aac", "aac", "aac")
-    return Sniffed("mp3", "mp3", "mp3")
+    # An ID3 tag goes in front of MP3s mostly, but also of AAC, FLAC, Musepack, TTA, APE...: the bytes after it
+    # are judged like a file of their own, so a tagged Musepack file is named as Musepack, not as a broken MP3.
+    if not following.strip(b"\x00"):
+        raise DamagedAudioError("This file holds only tags and no sound. Export it again and re-attach it.")
+    known = _sniff_known(following, len(following))
+    # Padding or junk after the tag is common in MP3s, and the mp3 demuxer resyncs past it.
+    return known if known is not None else Sniffed("mp3", "mp3", "mp3")

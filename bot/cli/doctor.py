@@ -21,6 +21,7 @@ import asyncio
 import base64
 import binascii
 import importlib.metadata
+import importlib.util
 import json
 import os
 import re
@@ -628,6 +629,10 @@ def quick_heartbeat(data_dir: Path, now: float | None = None) -> list[Finding]:
         return [Finding("bot", Level.FAIL, problem, fix) for problem in problems]
     assert beat is not None
     models = ", ".join(beat.loaded_models) or "no model loaded"
+    if beat.engines:  # a pool: one line per engine (where, device, models, busy or idle, restarts)
+        alive = sum(" · DOWN · " not in line for line in beat.engines)
+        found = [Finding("bot", Level.OK, f"pid {beat.pid} alive, {alive} of {len(beat.engines)} engines up")]
+        return found + [Finding("engine", Level.OK, line) for line in beat.engines]
     return [Finding("bot", Level.OK, f"pid {beat.pid} alive, engine on {beat.device} ({models})")]
 
 
@@ -649,6 +654,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = "Exit status: 0 = the bot can start (warnings allowed), 1 = a FAIL line says what stops it."
 
 
+RAY_FIX = "Install it: .venv/bin/pip install -r requirements/ray.txt -c requirements/runtime.txt (docs/SCALING.md)."
+
+
+def check_engines(settings: Settings, now: float | None = None) -> list[Finding]:
+    """How many engines run where (docs/SCALING.md), and every engine of a running bot.
+
+    Never contacts a Ray cluster (joining an unreachable one can hang for minutes).
+
+    Args:
+        settings: jamgen's settings.
+        now: Unix time (default: now).
+    """
+    found: list[Finding] = []
+    if settings.engine_backend == "ray":
+        if importlib.util.find_spec("ray") is None:
+            return [Finding("engines", Level.FAIL, "JAMGEN_ENGINE_BACKEND=ray but Ray is not installed.", RAY_FIX)]
+        count = settings.engines or "one per cluster GPU"
+        found.append(Finding("engines", Level.INFO, f"Ray actors on {settings.ray_address} ({count})"))
+    elif settings.engines > 1:
+        found.append(Finding("engines", Level.INFO, f"{settings.engines} local engines; child i owns GPU i"))
+    try:
+        beat = read_heartbeat(heartbeat_path(settings.data_dir))
+    except HeartbeatUnreadableError:
+        return found
+    if beat is not None and not heartbeat_problems(beat, now=time.time() if now is None else now):
+        found += [Finding("engines", Level.INFO, f"running: {line}") for line in beat.engines]
+    return found
+
+
 async def full_check(settings: Settings) -> list[Finding]:
     """Every check of `jamgen doctor`, in the order they are printed.
 
@@ -664,6 +698,7 @@ async def full_check(settings: Settings) -> list[Finding]:
         *check_folders(settings),
         *await check_db(settings.db_path),
         *check_limits(settings),
+        *check_engines(settings),
     ]
 
 

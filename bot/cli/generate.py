@@ -47,14 +47,19 @@ from bot.engine.types import (
     Progress,
     SamplingParams,
 )
-from bot.engine.validation import resolve_model, validate_request
+from bot.engine.validation import (
+    CLI_OPTIONS,
+    continuation_cut_note,
+    continuation_prompt_seconds,
+    fit_style_to_clip,
+    resolve_model,
+    validate_request,
+)
 from bot.errors import UserInputError
 
 MAX_TAKES = 16
 # The CLI writes to a disk, not to Discord: no upload limit, only a guard against absurd sizes.
 OUTPUT_BYTE_LIMIT = 1024 * MIB
-# The same prompt length the bot uses for continuations (bot/service/jam.py).
-CONTINUATION_SECONDS = audio.DEFAULT_CONTINUATION_S
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--duration",
         type=float,
-        help="seconds of new music (default: JAMGEN_DEFAULT_DURATION); a continuation adds its prompt (last 10 s)",
+        help="seconds of new music (default: JAMGEN_DEFAULT_DURATION); a continuation adds its prompt (the last "
+        "10 s, less when the model's window is shorter)",
     )
     audio = parser.add_mutually_exclusive_group()
     audio.add_argument("--melody", type=Path, metavar="FILE", help="follow the melody of this audio file")
@@ -83,7 +89,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cfg", type=float, help="classifier-free guidance (default 3.0)")
     parser.add_argument("--cfg-beta", type=float, help="style takes: double-CFG beta (default 5.0)")
     parser.add_argument("--eval-q", type=int, help="style takes: codebooks of the excerpt used, 1-6 (default 3)")
-    parser.add_argument("--excerpt-length", type=float, help="style takes: seconds of the excerpt used (default 3)")
+    parser.add_argument(
+        "--excerpt-length",
+        type=float,
+        help="style takes: seconds of the excerpt used (default 3; a shorter file gives all it has, from 1.5 s)",
+    )
     parser.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling (deterministic)")
     parser.add_argument("--takes", type=int, default=1, help=f"how many takes (1-{MAX_TAKES}, share one batch)")
     parser.add_argument(
@@ -150,20 +160,25 @@ async def load_conditioning(
         limits: the limits the file is read under.
 
     Returns:
-        float32 [channels, samples] at the model's rate, and warnings for the user (silent input).
+        float32 [channels, samples] at the model's rate, and notes for the user (silent input, a continuation
+        cut to the part that fits the model's window).
 
     Raises:
         AudioInputError: the file is refused (missing, empty, not audio, damaged, too long, too short...).
     """
     loaded = await audio.load_input(path, spec.sample_rate, spec.channels, limits)
     sr = spec.sample_rate
+    notes = loaded.warnings
     if mode == Mode.MELODY:
         excerpt = audio.melody_excerpt(loaded.audio, sr, duration)
     elif mode == Mode.STYLE:
         excerpt = audio.style_excerpt(loaded.audio, sr, length_s=sampling.excerpt_length)
     else:
-        excerpt = audio.continuation_prompt(loaded.audio, sr, seconds=CONTINUATION_SECONDS)
-    return excerpt.audio, loaded.warnings
+        # As in the bot: the last 10 s, or less when the model's window is shorter (the rest is left out).
+        excerpt = audio.continuation_prompt(loaded.audio, sr, seconds=continuation_prompt_seconds(spec))
+        cut = continuation_cut_note(spec, loaded.duration_s, excerpt.duration_s)
+        notes += (cut,) if cut else ()
+    return excerpt.audio, notes
 
 
 @contextlib.contextmanager
@@ -198,7 +213,7 @@ async def build_requests(
         settings: jamgen's settings.
 
     Returns:
-        the requests (one per take), the input file if any, and warnings about it.
+        the requests (one per take), the input file if any, and notes about it for the terminal.
 
     Raises:
         UserInputError: a bad option or input file, naming it.
@@ -230,6 +245,11 @@ async def build_requests(
         limits = audio.AudioLimits.from_settings(settings)
         with _quiet_audio_logs():
             conditioning, warnings = await load_conditioning(input_path, mode, spec, duration, sampling, limits)
+        if mode == Mode.STYLE:
+            # A clip shorter than --excerpt-length gives all it has (the same rule as the bot's).
+            fitted = fit_style_to_clip(sampling, conditioning.shape[-1] / spec.sample_rate, CLI_OPTIONS)
+            sampling = fitted.sampling
+            warnings += (fitted.note,) if fitted.note else ()
         if mode == Mode.CONTINUATION:
             # As in the bot: the prompt is kept at the start of the output and --duration counts the new music.
             prompt_s = conditioning.shape[-1] / spec.sample_rate
@@ -237,7 +257,7 @@ async def build_requests(
                 raise UserInputError(
                     f"With the {prompt_s:.0f} s it continues from, the track would be {duration + prompt_s:.0f} s "
                     f"long; the limit is {settings.max_duration} s. Ask for at most "
-                    f"{max(1, int(settings.max_duration - prompt_s))} s."
+                    f"{max(1, int(settings.max_duration - prompt_s))} s (--duration)."
                 )
             duration += prompt_s
     requests = [
@@ -255,7 +275,7 @@ async def build_requests(
         for take in range(1, args.takes + 1)
     ]
     for request in requests:
-        validate_request(request, max_duration=float(settings.max_duration), allow_debug=True)
+        validate_request(request, max_duration=float(settings.max_duration), allow_debug=True, names=CLI_OPTIONS)
     return requests, input_path, warnings
 
 
@@ -354,8 +374,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     # Everything about the inputs is checked before the engine worker (and its model) starts.
     requests, input_path, warnings = await build_requests(args, settings)
     fmt = output_format(args.output)
-    for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    for note in warnings:
+        print(f"note: {note}", file=sys.stderr)
     config = dataclasses.replace(EngineConfig.from_settings(settings, warmup=False), allow_debug_models=True)
     outcomes = await _generate(config, requests)
     for outcome in outcomes:

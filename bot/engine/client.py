@@ -23,6 +23,7 @@ import inspect
 import itertools
 import logging
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -76,6 +77,8 @@ log = logging.getLogger("jamgen.engine")
 HEALTH_TIMEOUT_S = 2.0
 SHUTDOWN_GRACE_S = 5.0
 WATCHDOG_TICK_S = 0.2
+# Starting a worker sets CUDA_VISIBLE_DEVICES for that child only: one start at a time in this process.
+_ENV_LOCK = threading.Lock()
 CPU_WARNING = "The engine runs on the CPU: generation works but is slow (minutes per take with real models)."
 
 Outcome = GenerationResult | EngineError
@@ -452,7 +455,7 @@ class EngineClient:
             name="jamgen-engine",
             daemon=True,
         )
-        await asyncio.to_thread(process.start)
+        await asyncio.to_thread(_start_process, process, self.config.visible_devices)
         child_conn.close()  # our copy: the pipe must report EOF when the child dies
         self._started += 1
         worker = _Worker(process=process, conn=parent_conn, number=self._started, ready=loop.create_future())
@@ -636,6 +639,23 @@ class EngineClient:
             raise EngineError("The engine did not answer in time.", retriable=True) from None
         finally:
             self._queries.pop(query_id, None)
+
+
+def _start_process(process: BaseProcess, visible_devices: str | None) -> None:
+    """Start ``process``; with ``visible_devices`` it sees only those GPUs (spawn copies the environment)."""
+    if visible_devices is None:
+        process.start()
+        return
+    with _ENV_LOCK:
+        saved = os.environ.get("CUDA_VISIBLE_DEVICES")
+        os.environ["CUDA_VISIBLE_DEVICES"] = visible_devices
+        try:
+            process.start()
+        finally:
+            if saved is None:
+                os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+            else:
+                os.environ["CUDA_VISIBLE_DEVICES"] = saved
 
 
 def _error_for(message: RowError) -> EngineError:

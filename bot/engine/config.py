@@ -32,6 +32,8 @@ class EngineConfig:
         log_level: the worker's log level.
         cpu_threads: torch threads on the CPU (0 = torch's default, every core); 1 keeps a shared machine calm.
         huge_pages: on the CPU, keep the LM's weights on transparent huge pages (faster decoding).
+        visible_devices: ``CUDA_VISIBLE_DEVICES`` for the worker (``"1"``: it sees only GPU 1, as ``cuda``);
+            None = inherit the bot's. Set per child by a pool of local engines.
     """
 
     device: str = "auto"
@@ -48,6 +50,7 @@ class EngineConfig:
     log_level: str = "INFO"
     cpu_threads: int = 0
     huge_pages: bool = True
+    visible_devices: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, warmup: bool | None = None) -> EngineConfig:

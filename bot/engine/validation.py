@@ -2,18 +2,143 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from bot.engine.registry import ModelSpec, get_model_spec
-from bot.engine.types import GenerationRequest, Mode, ModelUnavailableError
+from bot.engine.types import GenerationRequest, Mode, ModelUnavailableError, SamplingParams
 from bot.errors import UserInputError
 
 # MusicGen-Style was trained on excerpts of 1.5-4.5 s and 1-6 quantizer streams.
 STYLE_EXCERPT_RANGE = (1.5, 4.5)
 STYLE_EVAL_Q_RANGE = (1, 6)
+# A continuation starts from the last 10 s of its audio, and from at most this share of the model's window, so
+# that the window that holds the prompt still has room for new music.
+CONTINUATION_PROMPT_S = 10.0
+CONTINUATION_WINDOW_SHARE = 0.75
+# Resampling may lose a sample; lengths within this of a limit count as meeting it.
+_LENGTH_TOLERANCE_S = 1e-3
 _AUDIO_MODES = {Mode.MELODY, Mode.CONTINUATION, Mode.STYLE}
+
+
+@dataclass(frozen=True)
+class OptionNames:
+    """How one surface spells the options a member can change, so a message names the one to change."""
+
+    duration: str
+    top_k: str
+    top_p: str
+    temperature: str
+    cfg: str
+    cfg_beta: str
+    seed: str
+    eval_q: str
+    excerpt_length: str
+
+
+DISCORD_OPTIONS = OptionNames(
+    duration="`duration:`",
+    top_k="`top_k:`",
+    top_p="`top_p:`",
+    temperature="`temperature:`",
+    cfg="`cfg:`",
+    cfg_beta="`cfg_beta:`",
+    seed="`seed:`",
+    eval_q="`eval_q:`",
+    excerpt_length="`excerpt_length:`",
+)
+# A reply to a message ("style: jazzier") has no options: messages then say what happened without naming one.
+MESSAGE_OPTIONS = OptionNames(
+    duration="", top_k="", top_p="", temperature="", cfg="", cfg_beta="", seed="", eval_q="", excerpt_length=""
+)
+CLI_OPTIONS = OptionNames(
+    duration="--duration",
+    top_k="--top-k",
+    top_p="--top-p",
+    temperature="--temperature",
+    cfg="--cfg",
+    cfg_beta="--cfg-beta",
+    seed="--seed",
+    eval_q="--eval-q",
+    excerpt_length="--excerpt-length",
+)
+
+
+def style_seconds_heard(excerpt_length: float, clip_seconds: float) -> float:
+    """How much of a style clip the style model listens to: ``excerpt_length``, or all the clip has.
+
+    The one rule for short style clips: a clip shorter than the excerpt length asked for (but at least 1.5 s,
+    which the audio room checks) gives all it has. Rounded down to 10 ms so the conditioner never asks for a
+    sample more than the clip holds.
+
+    Args:
+        excerpt_length: seconds asked for (``SamplingParams.excerpt_length``).
+        clip_seconds: seconds of the clip cut from the member's audio.
+    """
+    return min(excerpt_length, math.floor(clip_seconds * 100 + 1e-6) / 100)
+
+
+@dataclass(frozen=True)
+class StyleFit:
+    """The sampling a style take runs with once fitted to its clip, and the note for the member if it changed.
+
+    Args:
+        sampling: the parameters with ``excerpt_length`` set to what the model listens to.
+        note: one sentence for the receipt or the terminal, "" when the clip was long enough.
+    """
+
+    sampling: SamplingParams
+    note: str = ""
+
+
+def fit_style_to_clip(sampling: SamplingParams, clip_seconds: float, names: OptionNames) -> StyleFit:
+    """Apply :func:`style_seconds_heard` before a take is charged or started, and say so when it changes anything.
+
+    Args:
+        sampling: what the member asked for.
+        clip_seconds: seconds of the style clip cut from their audio.
+        names: how the member's surface spells the options.
+    """
+    low, high = STYLE_EXCERPT_RANGE
+    heard = style_seconds_heard(sampling.excerpt_length, clip_seconds)
+    if heard >= sampling.excerpt_length or not low <= sampling.excerpt_length <= high:
+        return StyleFit(sampling)  # long enough, or a length out of range that validate_request refuses
+    asked = (
+        f"{names.excerpt_length} asked for {sampling.excerpt_length:g} s"
+        if names.excerpt_length
+        else f"it listens to {sampling.excerpt_length:g} s of a longer one"
+    )
+    note = f"This clip has {heard:.1f} s of audio, so the style model listens to the {heard:.1f} s it has ({asked})."
+    return StyleFit(dataclasses.replace(sampling, excerpt_length=heard), note)
+
+
+def continuation_prompt_seconds(spec: ModelSpec, wanted_s: float = CONTINUATION_PROMPT_S) -> float:
+    """The longest prompt a continuation on ``spec`` keeps: the last ``wanted_s``, within the model's window.
+
+    Args:
+        spec: the model.
+        wanted_s: how much of the end the continuation would like to hear.
+    """
+    return min(wanted_s, spec.max_duration * CONTINUATION_WINDOW_SHARE)
+
+
+def continuation_cut_note(spec: ModelSpec, available_s: float, kept_s: float) -> str:
+    """The note for a member whose audio to continue was cut to fit the model's window ("" when it was not).
+
+    Args:
+        spec: the model.
+        available_s: seconds of audio the member gave (after their own start/end).
+        kept_s: seconds kept as the prompt.
+    """
+    if kept_s >= min(available_s, CONTINUATION_PROMPT_S) - _LENGTH_TOLERANCE_S:
+        return ""
+    return (
+        f"Model '{spec.name}' hears {spec.max_duration:g} s at a time, so it continues from the last "
+        f"{kept_s:.1f} s of your {available_s:.1f} s, leaving room in that window for new music."
+    )
 
 
 def resolve_model(name: str, *, allow_debug: bool) -> ModelSpec:
@@ -32,13 +157,20 @@ def resolve_model(name: str, *, allow_debug: bool) -> ModelSpec:
     return spec
 
 
-def validate_request(request: GenerationRequest, *, max_duration: float, allow_debug: bool = True) -> ModelSpec:
+def validate_request(
+    request: GenerationRequest,
+    *,
+    max_duration: float,
+    allow_debug: bool = True,
+    names: OptionNames = DISCORD_OPTIONS,
+) -> ModelSpec:
     """Check everything about a request that can be checked without the model.
 
     Args:
         request: the take to check.
         max_duration: longest take allowed, in seconds.
         allow_debug: whether the ``debug*`` models are allowed.
+        names: how the member's surface spells the options (the bot's slash options by default).
 
     Returns:
         the model's spec.
@@ -51,37 +183,40 @@ def validate_request(request: GenerationRequest, *, max_duration: float, allow_d
         can = ", ".join(sorted(m.value for m in spec.modes))
         raise ModelUnavailableError(f"Model '{spec.name}' cannot make {request.mode.value} takes; it can do: {can}.")
     if not (math.isfinite(request.duration) and 0 < request.duration <= max_duration):
-        raise UserInputError(f"The duration must be more than 0 and at most {max_duration:g} seconds.")
-    _check_sampling(request)
+        raise UserInputError(f"{names.duration} must be more than 0 and at most {max_duration:g} seconds.")
+    _check_sampling(request, names)
     if request.mode in _AUDIO_MODES:
-        _check_audio(request, spec)
+        _check_audio(request, spec, names)
     return spec
 
 
-def _check_sampling(request: GenerationRequest) -> None:
+def _check_sampling(request: GenerationRequest, names: OptionNames) -> None:
     s = request.sampling
     if s.top_k < 0:
-        raise UserInputError("top_k must be 0 or more.")
+        raise UserInputError(f"{names.top_k} must be 0 or more.")
     if not 0.0 <= s.top_p <= 1.0:
-        raise UserInputError("top_p must be between 0 and 1.")
+        raise UserInputError(f"{names.top_p} must be between 0 and 1.")
     if not (math.isfinite(s.temperature) and s.temperature > 0):
-        raise UserInputError("The temperature must be more than 0.")
+        raise UserInputError(f"{names.temperature} (the temperature) must be more than 0.")
     if not (math.isfinite(s.cfg_coef) and s.cfg_coef >= 0):
-        raise UserInputError("The guidance (cfg) must be 0 or more.")
+        raise UserInputError(f"{names.cfg} (the guidance) must be 0 or more.")
     if s.cfg_coef_beta is not None and not (math.isfinite(s.cfg_coef_beta) and s.cfg_coef_beta >= 0):
-        raise UserInputError("The style guidance beta must be 0 or more.")
+        raise UserInputError(f"{names.cfg_beta} (the style guidance beta) must be 0 or more.")
     if request.seed is not None and not 0 <= request.seed < 2**63:
-        raise UserInputError("The seed must be a whole number from 0 to 2^63-1.")
+        raise UserInputError(f"{names.seed} must be a whole number from 0 to 2^63-1.")
     if request.mode == Mode.STYLE:
         low_q, high_q = STYLE_EVAL_Q_RANGE
         if not low_q <= s.eval_q <= high_q:
-            raise UserInputError(f"eval_q must be {low_q}-{high_q} (fewer follows the style more loosely).")
+            raise UserInputError(f"{names.eval_q} must be {low_q}-{high_q} (fewer follows the style more loosely).")
         low, high = STYLE_EXCERPT_RANGE
         if not low <= s.excerpt_length <= high:
-            raise UserInputError(f"The style excerpt length must be {low:g}-{high:g} seconds.")
+            raise UserInputError(
+                f"{names.excerpt_length} must be {low:g}-{high:g} seconds (the style excerpt length the model "
+                "listens to)."
+            )
 
 
-def _check_audio(request: GenerationRequest, spec: ModelSpec) -> None:
+def _check_audio(request: GenerationRequest, spec: ModelSpec, names: OptionNames) -> None:
     audio, rate = request.audio, request.audio_sample_rate
     what = {Mode.MELODY: "melody", Mode.CONTINUATION: "audio to continue", Mode.STYLE: "style excerpt"}[request.mode]
     if audio is None or not rate or rate <= 0:
@@ -91,16 +226,30 @@ def _check_audio(request: GenerationRequest, spec: ModelSpec) -> None:
     if audio.dtype != np.float32 or not np.isfinite(audio).all():
         raise UserInputError(f"The {what} must be float32 samples without NaN or infinity.")
     seconds = request.audio_seconds
-    if request.mode == Mode.STYLE and seconds < request.sampling.excerpt_length:
-        raise UserInputError(
-            f"The style excerpt is {seconds:.1f} s long but the style model listens to "
-            f"{request.sampling.excerpt_length:g} s of it: attach a longer clip or ask for a shorter excerpt length."
-        )
+    if request.mode == Mode.STYLE:
+        low = STYLE_EXCERPT_RANGE[0]
+        if seconds < low - _LENGTH_TOLERANCE_S:
+            raise UserInputError(
+                f"The style excerpt is {seconds:.2f} s long; the style model needs at least {low:g} s of it."
+            )
+        # Callers fit the excerpt length to the clip first (fit_style_to_clip); this only guards the rule.
+        if request.sampling.excerpt_length > seconds + _LENGTH_TOLERANCE_S:
+            heard = style_seconds_heard(request.sampling.excerpt_length, seconds)
+            raise UserInputError(
+                f"The style excerpt is {seconds:.2f} s long but the style model was asked to listen to "
+                f"{request.sampling.excerpt_length:g} s of it: set {names.excerpt_length} to {heard:g} or less, "
+                "or attach a longer clip."
+            )
     if request.mode == Mode.CONTINUATION:
         # audiocraft keeps the prompt at the start of the output: it must leave room for new audio.
-        room = min(request.duration, spec.max_duration)
-        if seconds >= room:
+        if seconds >= request.duration:
             raise UserInputError(
-                f"The audio to continue is {seconds:.1f} s long; it must be shorter than {room:g} s "
-                f"(the take's length, at most the model's {spec.max_duration:g} s window)."
+                f"The audio to continue is {seconds:.1f} s long; the take ({request.duration:g} s, the prompt "
+                "included) must be longer than that."
+            )
+        limit = continuation_prompt_seconds(spec, wanted_s=spec.max_duration)
+        if seconds > limit + _LENGTH_TOLERANCE_S:
+            raise UserInputError(
+                f"The audio to continue is {seconds:.1f} s long; model '{spec.name}' continues from at most "
+                f"{limit:g} s (it hears {spec.max_duration:g} s at a time and needs room for new music)."
             )

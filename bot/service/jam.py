@@ -25,6 +25,7 @@ import numpy as np
 from bot import audio
 from bot.audio.probe import check_size
 from bot.config import Settings
+from bot.engine.pool import EngineClaim, MemberHealth, as_pool
 from bot.engine.registry import MODELS, ModelSpec, get_model_spec
 from bot.engine.types import (
     Engine,
@@ -37,6 +38,13 @@ from bot.engine.types import (
     ModelUnavailableError,
     Progress,
     SamplingParams,
+)
+from bot.engine.validation import (
+    DISCORD_OPTIONS,
+    MESSAGE_OPTIONS,
+    continuation_cut_note,
+    continuation_prompt_seconds,
+    fit_style_to_clip,
 )
 from bot.errors import InternalError, JamgenError, UserInputError
 from bot.service.progress import ProgressHub, UpdateCallback
@@ -58,9 +66,9 @@ from bot.store import GuildSettings, Job, JobState, JobStore, NewJob, QuotaStatu
 log = logging.getLogger("jamgen.service")
 
 NEEDS_AUDIO = {Mode.MELODY, Mode.STYLE, Mode.CONTINUATION}
-CONTINUATION_SECONDS = 10.0
 # Renders (MP3, waveform, tempo) at once: one core stays free for the event loop and the engine's feeding.
 RENDER_SLOTS = max(1, min(2, (os.cpu_count() or 1) - 1))
+NO_ENGINE_MESSAGE = "No generation engine is reachable right now, so this take could not be made."
 
 
 @dataclass(frozen=True)
@@ -180,6 +188,7 @@ class ServiceStatus:
         running: jobs in the running batch.
         uptime_s: seconds since start.
         recent_failures: (job id, message) of the last failures.
+        engines: every engine of the pool (where, device, models, busy, restarts); one for a single engine.
     """
 
     engine: EngineHealth
@@ -187,6 +196,7 @@ class ServiceStatus:
     running: int
     uptime_s: float
     recent_failures: list[tuple[str, str]]
+    engines: list[MemberHealth] = field(default_factory=list)
 
 
 class DeliveryError(InternalError):
@@ -244,6 +254,10 @@ class JamService:
         self.config = config
         self.store = store
         self.engine = engine
+        # The scheduler hands batches to engines through a pool (a plain engine is a pool of one).
+        self._pool = as_pool(engine)
+        self._batches: set[asyncio.Task[None]] = set()
+        self._stop = asyncio.Event()
         self.deliverer = deliverer
         self._clock = clock
         self.queue = FairQueue(config.max_batch)
@@ -290,17 +304,21 @@ class JamService:
         self._accepting = False
         if self._scheduler is not None:
             self._stopping = True
+            self._stop.set()
             self._wakeup.set()
             try:
                 await asyncio.wait_for(asyncio.shield(self._scheduler), self.config.shutdown_grace)
             except TimeoutError:
                 log.warning("running batch did not finish within %.0f s; it stays queued", self.config.shutdown_grace)
-                for job_id in list(self._running):
-                    for take in range(self._running[job_id].takes):
-                        await self.engine.cancel(f"{job_id}:{take}")
+                running = [(job_id, queued.takes) for job_id, queued in self._running.items()]
+                # The scheduler stops first, so the engine's "cancelled" answers cannot mark the jobs
+                # cancelled: they stay running in the store and the next start queues them again.
                 self._scheduler.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._scheduler
+                for job_id, takes in running:
+                    for take in range(takes):
+                        await self.engine.cancel(f"{job_id}:{take}")
             self._scheduler = None
         if self._background:
             await asyncio.wait(list(self._background), timeout=self.config.shutdown_grace)
@@ -399,6 +417,12 @@ class JamService:
             raise QueueFullError("The queue is full right now. Please try again in a few minutes.")
 
         staged, warnings, excerpt_s = await self._stage_input(request, mode, spec, duration)
+        if mode == Mode.STYLE:
+            # A clip shorter than the excerpt length gives all it has (the one rule, bot/engine/validation.py).
+            names = DISCORD_OPTIONS if request.interaction_id is not None else MESSAGE_OPTIONS  # a reply has none
+            fitted = fit_style_to_clip(request.sampling, excerpt_s, names)
+            request = replace(request, sampling=fitted.sampling)
+            warnings += [fitted.note] if fitted.note else []
         cost = round(duration * spec.cost_weight * request.takes, 3)
         params = self._params(request, mode, spec, duration)
         if mode == Mode.CONTINUATION:
@@ -410,7 +434,7 @@ class JamService:
                 raise UserInputError(
                     f"With the {excerpt_s:.0f} s it continues from, the track would be {duration + excerpt_s:.0f} s "
                     f"long; the limit is {self.config.max_duration} s. Ask for at most "
-                    f"{max(1, int(self.config.max_duration - excerpt_s))} s."
+                    f"{max(1, int(self.config.max_duration - excerpt_s))} s ({DISCORD_OPTIONS.duration})."
                 )
         try:
             job = await self.store.submit_job(
@@ -508,8 +532,12 @@ class JamService:
                 warnings += saved.warnings
             else:
                 path = await self._parent_output(source.from_job, source.take)
-            clip = await self._load_excerpt(path, mode, spec, duration, request.sampling, source)
-            return (path if source.data is not None else None), warnings, clip.shape[-1] / spec.sample_rate
+            clip, available_s = await self._load_excerpt(path, mode, spec, duration, request.sampling, source)
+            clip_s = clip.shape[-1] / spec.sample_rate
+            if mode == Mode.CONTINUATION:
+                note = continuation_cut_note(spec, available_s, clip_s)
+                warnings += [note] if note else []
+            return (path if source.data is not None else None), warnings, clip_s
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -541,20 +569,23 @@ class JamService:
         duration: float,
         sampling: SamplingParams,
         source: AudioInput,
-    ) -> np.ndarray:
-        """Decode a file and cut the part the mode conditions on."""
+    ) -> tuple[np.ndarray, float]:
+        """Decode a file and cut the part the mode conditions on; also the seconds it was cut from."""
         wav = await audio.decode(path, spec.sample_rate, spec.channels, self.config.audio_limits)
         sr = spec.sample_rate
         if mode == Mode.MELODY:
-            return audio.melody_excerpt(wav, sr, duration, start_s=source.start or 0.0).audio
+            return audio.melody_excerpt(wav, sr, duration, start_s=source.start or 0.0).audio, wav.shape[-1] / sr
         if mode == Mode.STYLE:
-            return audio.style_excerpt(wav, sr, start_s=source.start, length_s=sampling.excerpt_length).audio
-        # Continuation: the chosen window of the file (default all of it), then its last seconds.
+            clip = audio.style_excerpt(wav, sr, start_s=source.start, length_s=sampling.excerpt_length)
+            return clip.audio, wav.shape[-1] / sr
+        # Continuation: the chosen window of the file (default all of it), then the last seconds that fit the model.
         first = round((source.start or 0.0) * sr)
         last = wav.shape[-1] if source.end is None else round(source.end * sr)
         if last - first < sr:
             raise UserInputError("Continuation needs at least 1 s of audio between start and end.")
-        return audio.continuation_prompt(wav[:, first:last], sr, seconds=CONTINUATION_SECONDS).audio
+        window = wav[:, first:last]
+        prompt = audio.continuation_prompt(window, sr, seconds=continuation_prompt_seconds(spec))
+        return prompt.audio, window.shape[-1] / sr
 
     def _queued(self, job: Job) -> QueuedJob:
         sampling = self._sampling(job)
@@ -664,23 +695,63 @@ class JamService:
 
     # ------------------------------------------------------------------ scheduling
     async def _schedule_forever(self) -> None:
-        while True:
-            if self._stopping:
-                return
-            if not self.queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            batch = self.queue.next_batch()
-            # Counted as running from here, so a cancel in the next instants reaches the engine path.
-            self._running.update((queued.job_id, queued) for queued in batch)
-            self._publish_positions()
-            try:
-                await self._run_batch(batch)
-            except Exception:
-                log.exception("batch failed unexpectedly")
+        try:
+            while not self._stopping:
+                if not self.queue:
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
+                # An engine is promised before a batch leaves the queue: with N engines N batches run,
+                # and the fair order alone decides which batch goes next, across the whole pool.
+                claim = await self._claim_engine_or_stop()
+                if claim is None:
+                    continue
+                if self._stopping or not self.queue:
+                    claim.release()
+                    continue
+                batch = self.queue.next_batch()
+                # Counted as running from here, so a cancel in the next instants reaches the engine path.
+                self._running.update((queued.job_id, queued) for queued in batch)
+                self._publish_positions()
+                task = asyncio.create_task(self._run_batch_logged(batch, claim), name="jamgen-batch")
+                self._batches.add(task)
+                task.add_done_callback(self._batches.discard)
+            # Stopping: the running batches finish (close() limits how long).
+            while self._batches:
+                await asyncio.wait(set(self._batches))
+        except asyncio.CancelledError:
+            # close() gave up waiting: the batches stop too and their jobs stay running in the store.
+            for task in list(self._batches):
+                task.cancel()
+            await asyncio.gather(*self._batches, return_exceptions=True)
+            raise
 
-    async def _run_batch(self, batch: list[QueuedJob]) -> None:
+    async def _claim_engine_or_stop(self) -> EngineClaim | None:
+        """A claim on a free engine, or None when the service stops first."""
+        claiming = asyncio.ensure_future(self._pool.claim())
+        stopping = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({claiming, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not claiming.done():
+                claiming.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await claiming
+        if claiming.cancelled():
+            return None
+        return claiming.result()
+
+    async def _run_batch_logged(self, batch: list[QueuedJob], claim: EngineClaim) -> None:
+        try:
+            await self._run_batch(batch, claim)
+        except Exception:
+            log.exception("batch failed unexpectedly")
+        finally:
+            claim.release()
+            self._wakeup.set()  # settling may have put jobs back in the queue
+
+    async def _run_batch(self, batch: list[QueuedJob], claim: EngineClaim) -> None:
         jobs: list[Job] = []
         requests: list[GenerationRequest] = []
         try:
@@ -697,12 +768,21 @@ class JamService:
                 requests.extend(job_requests)
             if not requests:
                 return
+            if not claim.available:
+                # No engine came within the pool's wait (a Ray cluster out of reach): a clear failure,
+                # refunded, rather than members waiting without end; the bot keeps serving meanwhile.
+                for job in jobs:
+                    await self._fail(job, NO_ENGINE_MESSAGE, refund=True)
+                return
             self._running_since = self._clock()
             self._running_done_steps = 0
             self._running_total_steps = 0
-            calls = await self._generate(jobs, requests)
+            calls = await self._generate(jobs, requests, claim)
         finally:
-            self._running.clear()
+            # The engine takes the next batch while this one is settled.
+            claim.release()
+            for queued in batch:
+                self._running.pop(queued.job_id, None)
         # One measurement per engine call, stored off the scheduling path (a batch shares one model).
         self._spawn(self._record_step_times(jobs[0].model, calls))
         results = [result for call in calls for result in call]
@@ -713,9 +793,9 @@ class JamService:
             await self._settle(job, by_job.get(job.id, []), shared=len(jobs) > 1)
 
     async def _generate(
-        self, jobs: list[Job], requests: list[GenerationRequest]
+        self, jobs: list[Job], requests: list[GenerationRequest], claim: EngineClaim
     ) -> list[list[GenerationResult | EngineError]]:
-        """Run the requests: one engine call for a batch, one call per take for seeded jobs; results per call."""
+        """Run the requests on the claimed engine: one call for a batch, one per take for seeded jobs."""
         progress_of: dict[str, Progress] = {}
 
         def on_progress(p: Progress) -> None:
@@ -732,7 +812,7 @@ class JamService:
         calls: list[list[GenerationResult | EngineError]] = []
         for call in [[r] for r in requests] if any(job.seed is not None for job in jobs) else [requests]:
             self.generate_calls += 1
-            calls.append(list(await self.engine.generate(call, on_progress)))
+            calls.append(list(await claim.generate(call, on_progress)))
         return calls
 
     async def _requests_for(self, job: Job) -> list[GenerationRequest]:
@@ -747,7 +827,7 @@ class JamService:
                 else await self._parent_output(p.get("audio_from_job"), p.get("audio_take", 0))
             )
             source = AudioInput(start=p.get("audio_start"), end=p.get("audio_end"))
-            wav = await self._load_excerpt(path, mode, spec, p["duration"], self._sampling(job), source)
+            wav, _ = await self._load_excerpt(path, mode, spec, p["duration"], self._sampling(job), source)
         return [
             GenerationRequest(
                 request_id=f"{job.id}:{take}",
@@ -799,11 +879,19 @@ class JamService:
         self.progress.publish(JobUpdate(job.id, Phase.RENDERING, position=0, fraction=1.0))
         self._spawn(self._render_and_deliver(job, good))
 
-    async def _fail(self, job: Job, message: str, *, refund: bool) -> None:
+    async def _fail(self, job: Job, message: str, *, refund: bool, notice: str | None = None) -> None:
+        """Mark ``job`` failed and tell its member: through their progress message when someone here
+        watches it, else (a job recovered after a restart) in the channel; ``notice`` is always posted."""
         job = await self.store.mark_failed(job.id, message, refund=refund)
         self.recent_failures = [*self.recent_failures[-19:], (job.id, message)]
         self._log_state(job, "failed", reason=message)
-        self.progress.publish(JobUpdate(job.id, Phase.FAILED, message=f"{message} Your quota was refunded."))
+        watched = job.id in self.progress.watched()
+        told = f"{message} Your quota was refunded." if refund else message
+        self.progress.publish(JobUpdate(job.id, Phase.FAILED, message=told))
+        if notice is not None:
+            await self._notify_failure(job, notice)
+        elif not watched:
+            self._spawn(self._notify_failure(job, told))
 
     # ------------------------------------------------------------------ render + deliver
     async def _render_and_deliver(self, job: Job, results: list[GenerationResult]) -> None:
@@ -937,13 +1025,21 @@ class JamService:
                 retriable = exc.retriable if isinstance(exc, DeliveryError) else isinstance(exc, OSError | TimeoutError)
                 if not retriable:
                     log.error("job %s: delivery failed and cannot succeed by retrying", job.id, exc_info=exc)
-                    await self._fail(job, "jamgen could not post your track here.", refund=True)
-                    await self._notify_failure(job, f"jamgen could not post your track: {_reason(exc)} Refunded.")
+                    await self._fail(
+                        job,
+                        "jamgen could not post your track here.",
+                        refund=True,
+                        notice=f"jamgen could not post your track: {_reason(exc)} Refunded.",
+                    )
                     return
                 if self._clock() + delay > deadline:
                     log.error("job %s: delivery failed for good after %d tries: %s", job.id, attempt, exc)
-                    await self._fail(job, "jamgen could not post your track to Discord.", refund=True)
-                    await self._notify_failure(job, "jamgen could not post your track; your quota was refunded.")
+                    await self._fail(
+                        job,
+                        "jamgen could not post your track to Discord.",
+                        refund=True,
+                        notice="jamgen could not post your track; your quota was refunded.",
+                    )
                     return
                 log.warning("job %s: delivery try %d failed (%s); retrying in %.0f s", job.id, attempt, exc, delay)
                 await asyncio.sleep(delay)
@@ -1115,12 +1211,14 @@ class JamService:
 
     async def status(self) -> ServiceStatus:
         """What /jam status shows."""
+        engines = await self._pool.members_health()
         return ServiceStatus(
-            engine=await self.engine.health(),
+            engine=await self.engine.health() if len(engines) != 1 else engines[0].health,
             queued=len(self.queue),
             running=len(self._running),
             uptime_s=self.uptime_s(),
             recent_failures=list(self.recent_failures),
+            engines=engines,
         )
 
     # ------------------------------------------------------------------ helpers

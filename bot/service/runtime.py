@@ -8,7 +8,8 @@ import logging
 from collections.abc import AsyncIterator
 
 from bot.config import Settings
-from bot.engine.client import EngineClient
+from bot.engine.backends import engine_from_settings
+from bot.engine.pool import EnginePool
 from bot.heartbeat import heartbeat_path, run_heartbeat
 from bot.service.jam import JamService, ServiceConfig
 from bot.store import JobStore, run_retention
@@ -28,14 +29,17 @@ async def running_service(settings: Settings) -> AsyncIterator[JamService]:
         settings: validated settings.
     """
     store = await JobStore.open(settings.db_path, default_budget=settings.daily_budget_seconds)
-    engine = EngineClient.from_settings(settings)
+    engine = engine_from_settings(settings)  # one local child unless JAMGEN_ENGINES / JAMGEN_ENGINE_BACKEND say more
     upkeep: list[asyncio.Task[None]] = []
     try:
         await engine.start()
         health = await engine.health()
-        config = ServiceConfig.from_settings(settings, on_gpu=health.device.startswith("cuda"))
+        config = ServiceConfig.from_settings(settings, on_gpu="cuda" in health.device)
         service = JamService(config, store, engine, deliverer=None)  # type: ignore[arg-type]
-        upkeep.append(asyncio.create_task(run_heartbeat(heartbeat_path(settings.data_dir), engine.health)))
+        lines = engine.describe if isinstance(engine, EnginePool) else None  # one line per engine of a pool
+        upkeep.append(
+            asyncio.create_task(run_heartbeat(heartbeat_path(settings.data_dir), engine.health, engines=lines))
+        )
         upkeep.append(asyncio.create_task(run_retention(store, settings.retention_days, RETENTION_SWEEP_S)))
         yield service
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import subprocess
 import wave
 from collections.abc import AsyncIterator, Sequence
@@ -169,6 +170,17 @@ async def wait_state(store: JobStore, job_id: str, state: str, timeout: float = 
             await asyncio.sleep(0.02)
 
     await asyncio.wait_for(reached(), timeout)
+
+
+READY_LINK = re.compile(r"is ready: \S*/channels/\d+/(\d+)/(\d+)")
+
+
+async def wait_for_take(interaction, timeout: float = 60.0):
+    """The take an interaction asked for: jamgen posts it in the channel (or, where it may not post
+    there, as a followup) and turns the member's private progress message into a link to it."""
+    done = await interaction.wait_for_original(lambda m: READY_LINK.search(m.content), timeout=timeout)
+    message_id = int(READY_LINK.search(done.content).group(2))
+    return interaction._fake.messages[message_id]
 
 
 def job_id_of(message) -> str:

@@ -7,14 +7,14 @@ import json
 
 import pytest
 
-from tests.cogs.conftest import job_id_of, wait_state
+from tests.cogs.conftest import job_id_of, wait_for_take, wait_state
 
 pytestmark = pytest.mark.slow
 
 
 async def make_take(jam, prompt="dusty boom bap, 90 bpm", **options):
     interaction = await jam.fake.slash("generate", {"prompt": prompt, "duration": 2, **options})
-    message = await interaction.wait_for_message(lambda m: m.attachments and m.embeds, timeout=60)
+    message = await wait_for_take(interaction)
     await wait_state(jam.store, job_id_of(message), "delivered")
     return message
 
@@ -26,7 +26,7 @@ def custom_id(message, action):
 async def test_reroll_makes_the_same_recipe_with_a_new_seed(jam):
     first = await make_take(jam)
     click = await jam.fake.click(first, custom_id(first, "reroll"))
-    again = await click.wait_for_message(lambda m: m.attachments and m.embeds, timeout=60)
+    again = await wait_for_take(click)
     old, new = job_id_of(first), job_id_of(again)
     assert old != new
     parent, child = await jam.store.get_job(old), await jam.store.get_job(new)
@@ -39,7 +39,7 @@ async def test_reroll_makes_the_same_recipe_with_a_new_seed(jam):
 async def test_extend_continues_from_the_take(jam):
     first = await make_take(jam)
     click = await jam.fake.click(first, custom_id(first, "extend"))
-    extended = await click.wait_for_message(lambda m: m.attachments and m.embeds, timeout=60)
+    extended = await wait_for_take(click)
     job = await jam.store.get_job(job_id_of(extended))
     assert job.mode == "continuation"
     assert job.parent_id == job_id_of(first)
@@ -57,7 +57,7 @@ async def test_remix_button_opens_a_modal_and_submits_a_remix(jam):
         label = component["label"].lower()
         values[cid] = "continue" if label.startswith("mode") else "2" if "duration" in label else "now with strings"
     submitted = await jam.fake.submit_modal(click, values)
-    remix = await submitted.wait_for_message(lambda m: m.attachments and m.embeds, timeout=60)
+    remix = await wait_for_take(submitted)
     job = await jam.store.get_job(job_id_of(remix))
     assert job.mode == "continuation"
     assert job.prompt == "now with strings"
@@ -103,7 +103,7 @@ async def test_cancel_button_while_queued_refunds(jam):
     status = await jam.service.quota(jam.fake.member.id, jam.fake.guild.id)
     assert status.used == 0
     jam.engine.open.set()
-    await blocker.wait_for_message(lambda m: m.attachments, timeout=60)
+    await wait_for_take(blocker)
     await asyncio.sleep(0.2)
     assert not any(m.attachments for m in waiting.messages)
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import discord
 import pytest
 
-from tests.cogs.conftest import ffprobe_duration, job_id_of, wait_state, wav_bytes
+from tests.cogs.conftest import ffprobe_duration, job_id_of, wait_for_take, wait_state, wav_bytes
 
 pytestmark = pytest.mark.slow
 
@@ -14,7 +15,7 @@ async def test_generate_defers_within_3s_and_delivers_an_mp3_of_the_requested_du
     await interaction.wait_for_response()
     assert interaction.deferred
     assert interaction.ack_latency < 3
-    message = await interaction.wait_for_message(lambda m: m.attachments and m.embeds, timeout=60)
+    message = await wait_for_take(interaction)
     mp3 = next(a for a in message.attachments if a.filename.endswith(".mp3"))
     assert mp3.data[:3] == b"ID3"
     assert ffprobe_duration(mp3.data, jam.tmp_path) == pytest.approx(3.0, abs=0.1)
@@ -34,12 +35,36 @@ async def test_generate_defers_within_3s_and_delivers_an_mp3_of_the_requested_du
     assert interaction.original.ephemeral
 
 
+async def test_a_take_is_a_channel_message_and_the_private_receipt_links_to_it(jam):
+    interaction = await jam.fake.slash("generate", {"prompt": "lofi piano, 80 bpm", "duration": 2})
+    message = await wait_for_take(interaction)
+    assert message.source == "channel", "a regular message, so that replies to it can be read"
+    assert message.channel_id == jam.fake.channel.id
+    assert f"<@{jam.fake.member.id}>" in message.content
+    assert not [m for m in interaction.followups if m.attachments]
+    assert str(message.id) in interaction.original.content
+
+
+async def test_a_take_goes_out_as_a_followup_only_where_jamgen_may_no_longer_post(jam):
+    jam.engine.open.clear()
+    interaction = await jam.fake.slash("generate", {"prompt": "closed room", "duration": 2})
+    await interaction.wait_for_original(lambda m: m.custom_ids, timeout=10)
+    jam.fake.channel.set_overwrite(jam.fake.bot_member, deny=discord.Permissions(send_messages=True))
+    channel = jam.bot.get_channel(jam.fake.channel.id)
+    await jam.fake.wait_for(lambda: not channel.permissions_for(channel.guild.me).send_messages, timeout=10)
+    jam.engine.open.set()
+    message = await wait_for_take(interaction)
+    assert message.source == "followup"
+    assert any(a.filename.endswith(".mp3") for a in message.attachments)
+    await wait_state(jam.store, job_id_of(message), "delivered")
+
+
 async def test_melody_with_an_attachment(jam):
     riff = jam.fake.attachment("riff.wav", wav_bytes(3.0), content_type="audio/wav")
     interaction = await jam.fake.slash(
         "melody", {"audio": riff, "prompt": "synth lead", "duration": 2, "model": "debug-melody"}
     )
-    message = await interaction.wait_for_message(lambda m: m.attachments, timeout=60)
+    message = await wait_for_take(interaction)
     assert "melody" in message.text
 
 
@@ -57,7 +82,7 @@ async def test_style_uses_a_style_model_and_its_excerpt_settings(jam):
     interaction = await jam.fake.slash(
         "style", {"audio": excerpt, "prompt": "same vibe", "duration": 2, "excerpt_length": 2.0, "eval_q": 2}
     )
-    message = await interaction.wait_for_message(lambda m: m.attachments and m.embeds, timeout=60)
+    message = await wait_for_take(interaction)
     job = await jam.store.get_job(job_id_of(message))
     assert job.model == "debug-style"
     assert job.mode == "style"
@@ -76,7 +101,7 @@ async def test_style_excerpt_too_short_is_explained(jam):
 async def test_continue_keeps_the_prompt_and_adds_new_music(jam):
     source = jam.fake.attachment("start.wav", wav_bytes(3.0), content_type="audio/wav")
     interaction = await jam.fake.slash("continue", {"audio": source, "prompt": "and then", "duration": 2})
-    message = await interaction.wait_for_message(lambda m: m.attachments and m.embeds, timeout=60)
+    message = await wait_for_take(interaction)
     mp3 = next(a for a in message.attachments if a.filename.endswith(".mp3"))
     job = await jam.store.get_job(job_id_of(message))
     assert job.params["prompt_seconds"] == pytest.approx(3.0, abs=0.05)

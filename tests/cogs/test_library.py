@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.cogs.conftest import job_id_of, wait_state
+from tests.cogs.conftest import job_id_of, wait_for_take, wait_state
 from tests.cogs.test_buttons import custom_id, make_take
 
 pytestmark = pytest.mark.slow
@@ -39,10 +39,10 @@ async def test_queue_shows_your_place_and_cancel_by_id_refunds(jam):
 async def test_jobs_and_show_with_a_remix_chain_three_takes_deep(jam):
     first = await make_take(jam, prompt="root take")
     click = await jam.fake.click(first, custom_id(first, "extend"))
-    second = await click.wait_for_message(lambda m: m.attachments and m.embeds, timeout=60)
+    second = await wait_for_take(click)
     await wait_state(jam.store, job_id_of(second), "delivered")
     click = await jam.fake.click(second, custom_id(second, "reroll"))
-    third = await click.wait_for_message(lambda m: m.attachments and m.embeds, timeout=60)
+    third = await wait_for_take(click)
     ids = [job_id_of(m) for m in (first, second, third)]
     await wait_state(jam.store, ids[2], "delivered")
     show = await jam.fake.slash("show", {"job_id": ids[2]})

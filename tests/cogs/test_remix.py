@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import discord
 import pytest
 
-from tests.cogs.conftest import job_id_of, wait_state, wav_bytes
+from tests.cogs.conftest import job_id_of, wait_for_take, wait_state, wav_bytes
 from tests.cogs.test_buttons import make_take
 
 pytestmark = pytest.mark.slow
@@ -30,7 +31,7 @@ async def test_context_menu_remixes_a_members_audio(jam):
     submitted = await jam.fake.submit_modal(
         menu, modal_values(menu.modal, prompt="as a string quartet", mode="continue")
     )
-    result = await submitted.wait_for_message(lambda m: m.attachments and m.embeds, timeout=60)
+    result = await wait_for_take(submitted)
     job = await jam.store.get_job(job_id_of(result))
     assert job.mode == "continuation"
     assert job.prompt == "as a string quartet"
@@ -69,6 +70,8 @@ async def test_reply_to_a_jamgen_track_remixes_it_with_the_prefix_mode(jam):
     assert reply.id in (result.reference.get("message_id"), int(result.reference.get("message_id", 0)))
 
 
+# Discord hides the files of a member's message that does not mention the bot unless it has the intent.
+@pytest.mark.parametrize("world_overrides", [{"JAMGEN_MESSAGE_CONTENT_INTENT": "true"}])
 async def test_mentioning_jamgen_in_a_reply_to_any_audio_remixes_it_with_the_guild_default_mode(jam):
     await jam.service.update_guild_settings(jam.fake.guild.id, remix_mode="continuation")
     riff = jam.fake.attachment("loop.wav", wav_bytes(3.0), content_type="audio/wav")
@@ -81,6 +84,15 @@ async def test_mentioning_jamgen_in_a_reply_to_any_audio_remixes_it_with_the_gui
     await wait_state(jam.store, job.id, "delivered")
 
 
+async def test_without_the_intent_a_mention_in_a_reply_to_a_members_audio_says_what_works(jam):
+    riff = jam.fake.attachment("loop.wav", wav_bytes(3.0), content_type="audio/wav")
+    original = await jam.fake.post_message("my loop", attachments=[riff], author=jam.fake.admin)
+    reply = await jam.fake.post_message(f"<@{jam.fake.bot_user.id}> make it jazzier", reply_to=original)
+    hint = await jam.fake.wait_for_message(lambda m: m.reference and "Remix with jamgen" in m.content, timeout=10)
+    assert int(hint.reference["message_id"]) == reply.id
+    assert await jam.service.user_jobs(jam.fake.member.id, jam.fake.guild.id) == []
+
+
 async def test_a_reply_without_mention_to_other_audio_is_ignored_and_remix_by_reply_can_be_off(jam):
     riff = jam.fake.attachment("loop.wav", wav_bytes(2.0), content_type="audio/wav")
     original = await jam.fake.post_message("my loop", attachments=[riff], author=jam.fake.admin)
@@ -91,3 +103,60 @@ async def test_a_reply_without_mention_to_other_audio_is_ignored_and_remix_by_re
     await jam.fake.wait_idle(quiet=0.5, timeout=5)
     jobs = await jam.store.list_user_jobs(jam.fake.member.id, jam.fake.guild.id)
     assert len(jobs) == 1
+
+
+async def test_without_the_intent_a_pinging_reply_to_a_take_brings_its_words_and_its_audio(jam):
+    assert not jam.bot.intents.message_content
+    take = await make_take(jam)
+    assert take.source == "channel", "a regular message: replies to interaction responses arrive empty"
+    hum = jam.fake.attachment("hum.wav", wav_bytes(4.0, freq=440.0), content_type="audio/wav")
+    # The reply bar's @ON switch pings jamgen; the text does not mention it.
+    reply = await jam.fake.post_message("style: as a jazz trio", reply_to=take, mention_author=True, attachments=[hum])
+    result = await jam.fake.wait_for_message(
+        lambda m: m.attachments and m.embeds and job_id_of(m) != job_id_of(take), timeout=60
+    )
+    job = await jam.store.get_job(job_id_of(result))
+    assert job.mode == "style"
+    assert job.prompt == "as a jazz trio"
+    assert job.parent_id == job_id_of(take)
+    assert job.params["audio_filename"] == "hum.wav", "the reply's own audio is the input"
+    assert job.params["audio_from_job"] is None
+    assert int(result.reference["message_id"]) == reply.id
+
+
+async def _reply_where_jamgen_may_not_post(jam):
+    """A pinging reply to a take in a channel whose override denies jamgen Send Messages."""
+    take = await make_take(jam)
+    bob = jam.fake.member
+    used_before = (await jam.store.quota_status(bob.id, jam.fake.guild.id)).used
+    jobs_before = len(await jam.service.user_jobs(bob.id, jam.fake.guild.id))
+    jam.fake.channel.set_overwrite(jam.fake.bot_member, deny=discord.Permissions(send_messages=True))
+    channel = jam.bot.get_channel(jam.fake.channel.id)
+    await jam.fake.wait_for(lambda: not channel.permissions_for(channel.guild.me).send_messages, timeout=10)
+    await jam.fake.post_message("continue: more cowbell", reply_to=take, mention_author=True, author=bob)
+    return used_before, jobs_before
+
+
+async def _nothing_started(jam, used_before, jobs_before):
+    bob = jam.fake.member
+    await jam.fake.wait_idle(quiet=0.3)
+    assert len(await jam.service.user_jobs(bob.id, jam.fake.guild.id)) == jobs_before, "no job was made"
+    assert (await jam.store.quota_status(bob.id, jam.fake.guild.id)).used == used_before, "nothing was charged"
+    assert not jam.fake.client_errors(code=50013), "jamgen did not try to post where it may not"
+
+
+async def test_a_reply_where_jamgen_may_not_post_charges_nothing_and_the_member_is_told_by_dm(jam):
+    used_before, jobs_before = await _reply_where_jamgen_may_not_post(jam)
+    dms = await jam.fake.wait_for(lambda: jam.fake.dm_messages(jam.fake.member), timeout=10, what="a DM")
+    assert "Send Messages" in dms[0].content
+    assert "Nothing was charged" in dms[0].content
+    assert f"<#{jam.fake.channel.id}>" in dms[0].content
+    await _nothing_started(jam, used_before, jobs_before)
+
+
+async def test_a_reply_where_jamgen_may_not_post_from_a_member_who_closed_dms_is_let_go_quietly(jam):
+    jam.fake.close_dms(jam.fake.member)
+    used_before, jobs_before = await _reply_where_jamgen_may_not_post(jam)
+    await jam.fake.wait_for(lambda: jam.fake.client_errors(code=50007), timeout=10, what="the refused DM")
+    assert not jam.fake.dm_messages(jam.fake.member)
+    await _nothing_started(jam, used_before, jobs_before)

@@ -12,7 +12,7 @@ import pytest
 from bot.audio import encode, read_recipe
 from bot.audio.arrange import REMIX_CROSSFADE_S
 from tests.bot.audio.test_arrange import click_track
-from tests.cogs.conftest import ffprobe_duration, job_id_of, wait_state
+from tests.cogs.conftest import ffprobe_duration, job_id_of, wait_for_take, wait_state
 from tests.cogs.test_buttons import custom_id
 from tests.cogs.test_remix import modal_values
 
@@ -50,7 +50,8 @@ def is_take(message, known=()):
 
 
 async def delivered(jam, interaction, known=()):
-    message = await interaction.wait_for_message(lambda m: is_take(m, known), timeout=60)
+    message = await wait_for_take(interaction)
+    assert is_take(message, known)
     await wait_state(jam.store, job_id_of(message), "delivered")
     return message
 
@@ -211,7 +212,10 @@ async def test_end_summarises_the_jam_counts_reactions_and_archives_the_thread(j
     assert "No bounce was made" in summary.content
     await jam.fake.wait_for(lambda: thread.archived, timeout=10)
 
-    # After the end the thread is an ordinary place again.
+    # After the end the thread is an ordinary place again, once a member's message has woken it up
+    # (Discord refuses application commands in archived threads; a post unarchives an unlocked one).
+    await jam.fake.post_message("one more?", author=carol, channel=thread)
+    await jam.fake.wait_for(lambda: not thread.archived, timeout=10)
     later = await generate_in(jam, thread, "after party", carol)
     job = await jam.store.get_job(job_id_of(later))
     assert job.session_id is None
@@ -237,3 +241,23 @@ async def test_bad_settings_make_no_thread_and_the_jam_budget_is_kept(jam):
     assert (await jam.store.get_job(job_id_of(take))).session_id == session.id
     outside = await jam.fake.slash("session tree", {})
     await outside.wait_for_message(lambda m: "inside a jam's thread" in m.content, timeout=10)
+
+
+async def test_a_take_finished_after_the_end_is_posted_without_touching_the_archived_thread(jam):
+    alice = jam.fake.admin
+    thread, session = await start_jam(jam, user=alice)
+    first = await generate_in(jam, thread, "idea one", alice)
+    jam.engine.open.clear()
+    click = await jam.fake.click(first, custom_id(first, "reroll"), user=alice)
+    await click.wait_for_original(lambda m: m.custom_ids, timeout=10)  # queued behind the closed gate
+    ended = await jam.fake.slash("session end", {}, user=alice, channel=thread)
+    await ended.wait_for_message(lambda m: not m.ephemeral and "jam is over" in m.content, timeout=20)
+    await jam.fake.wait_for(lambda: thread.archived, timeout=10)
+    jam.engine.open.set()
+    late = await delivered(jam, click, known=(job_id_of(first),))
+    assert late.channel_id == thread.id
+    job = await jam.store.get_job(job_id_of(late))
+    assert job.session_id == session.id
+    assert job.parent_id == job_id_of(first)
+    assert job.id in {j.id for j in await jam.store.session_jobs(session.id)}, "its place in the jam is kept"
+    assert not jam.fake.client_errors(code=50083), "nothing was edited, reacted to or pinned while archived"

@@ -13,6 +13,7 @@ from tests.fakediscord.model import (
     FakeRole,
     FakeUser,
 )
+from tests.fakediscord.permissions import PermissionOverwrite
 from tests.fakediscord.records import (
     AutocompleteChoice,
     CallbackRecord,
@@ -25,10 +26,12 @@ from tests.fakediscord.records import (
 from tests.fakediscord.rules import DiscordError
 from tests.fakediscord.runner import BotRun, running_bot, start_bot_against
 from tests.fakediscord.server import CommandHiddenError, FakeDiscord
+from tests.fakediscord.threads import ArchivedThreadError
 
 __all__ = [
     "ADMINISTRATOR",
     "MIB",
+    "ArchivedThreadError",
     "AutocompleteChoice",
     "BotRun",
     "CallbackRecord",
@@ -48,6 +51,7 @@ __all__ = [
     "FakeUser",
     "FaultRule",
     "Faults",
+    "PermissionOverwrite",
     "RequestRecord",
     "WebhookCall",
     "running_bot",

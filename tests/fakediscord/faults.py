@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 FaultKind = Literal["rate_limit", "status", "delay", "reset"]
+RateLimitScope = Literal["user", "global", "shared"]
 
 
 @dataclass(eq=False)
@@ -29,6 +30,8 @@ class FaultRule:
     seconds: float = 0.0
     hits: int = 0
     removed: bool = False
+    scope: RateLimitScope = "user"
+    code: int | None = None
 
     @property
     def exhausted(self) -> bool:
@@ -83,17 +86,26 @@ class Faults:
         retry_after: float = 0.1,
         is_global: bool = False,
         times: int | None = 1,
+        scope: RateLimitScope | None = None,
+        code: int | None = None,
     ) -> FaultRule:
-        """Answer 429 (``X-RateLimit-Scope: user``, or global with ``"global": true``), with a Via header.
+        """Answer 429 as Discord does (ratelimits.rate_limited): ``X-RateLimit-Scope`` user/global/shared, Via.
 
         Args:
             path: route glob; None for every API route.
             method: HTTP method; None for any.
             retry_after: seconds the client is told to wait.
-            is_global: a global rate limit instead of a per-route one.
+            is_global: a global rate limit instead of a per-route one (scope "global").
             times: how many requests get it; None until removed.
+            scope: "user" (default), "global" or "shared" (a per-resource limit).
+            code: an optional JSON error code in the body.
         """
-        return self._add(FaultRule("rate_limit", method, path, times, retry_after=retry_after, is_global=is_global))
+        chosen: RateLimitScope = scope or ("global" if is_global else "user")
+        rule = FaultRule(
+            "rate_limit", method, path, times, retry_after=retry_after, is_global=chosen == "global", scope=chosen
+        )
+        rule.code = code
+        return self._add(rule)
 
     def server_error(
         self, path: str | None = None, *, method: str | None = None, status: int = 500, times: int | None = 1

@@ -16,6 +16,15 @@ from typing import Any
 
 import discord
 
+from tests.fakediscord.permissions import (
+    BOT_INVITE_PERMISSIONS,
+    MEMBER_OVERWRITE,
+    ROLE_OVERWRITE,
+    PermissionOverwrite,
+    base_permissions,
+    bits_of,
+)
+
 DISCORD_EPOCH_MS = 1_420_070_400_000
 MIB = 1024 * 1024
 
@@ -36,10 +45,8 @@ EVERYONE_PERMISSIONS = discord.Permissions(
     connect=True,
     speak=True,
 ).value
-BOT_PERMISSIONS = (
-    EVERYONE_PERMISSIONS
-    | discord.Permissions(manage_messages=True, manage_threads=True, create_private_threads=True).value
-)
+# The bot's managed role carries exactly what jamgen's invite link asks for.
+BOT_PERMISSIONS = BOT_INVITE_PERMISSIONS
 
 # Gateway intents (bit values), see https://discord.com/developers/docs/events/gateway#gateway-intents
 INTENT_GUILDS = 1 << 0
@@ -56,6 +63,10 @@ GUILD_TEXT = 0
 PUBLIC_THREAD = 11
 PRIVATE_THREAD = 12
 THREAD_TYPES = (10, PUBLIC_THREAD, PRIVATE_THREAD)
+
+# docs: change-log.mdx "Default File Upload Limit Change" (10 MiB) and the Server Boosting FAQ linked from
+# reference.mdx "Uploading Files": boost tier 2 raises the per-file limit to 50 MiB, tier 3 to 100 MiB.
+UPLOAD_LIMIT_BY_PREMIUM_TIER = {0: 10 * MIB, 1: 10 * MIB, 2: 50 * MIB, 3: 100 * MIB}
 
 
 def iso(moment: dt.datetime) -> str:
@@ -132,6 +143,9 @@ class FakeLimits:
         max_action_rows: top-level action rows per message.
         max_row_components: buttons per action row.
         heartbeat_interval_ms: heartbeat interval announced in HELLO.
+        rate_limit_per_route: requests per bucket (route and top-level resource) per window; large by
+            default so scenarios never meet it, shrink it to see real 429s.
+        rate_limit_window: seconds (real time) after which a bucket refills.
     """
 
     attachment_size_limit: int = 10 * MIB
@@ -143,6 +157,8 @@ class FakeLimits:
     max_action_rows: int = 5
     max_row_components: int = 5
     heartbeat_interval_ms: int = 41_250
+    rate_limit_per_route: int = 10_000
+    rate_limit_window: float = 1.0
 
 
 def guess_content_type(filename: str) -> str:
@@ -218,6 +234,7 @@ class FakeUser:
             "banner": None,
             "accent_color": None,
             "avatar_decoration_data": None,
+            "primary_guild": None,
         }
         if self.bot:
             body["bot"] = True
@@ -281,6 +298,43 @@ class FakeChannel:
     message_count: int = 0
     member_ids: set[int] = field(default_factory=set)
     last_message_id: int | None = None
+    # Text channels only: permission overwrites by role or member id (threads use their parent's).
+    overwrites: dict[int, PermissionOverwrite] = field(default_factory=dict)
+    # Set by the guild: called with (event, payload) when a test changes the channel.
+    on_change: Callable[[str, dict[str, Any]], None] | None = field(default=None, repr=False)
+
+    def set_overwrite(
+        self,
+        target: FakeRole | FakeMember,
+        *,
+        allow: int | discord.Permissions = 0,
+        deny: int | discord.Permissions = 0,
+    ) -> PermissionOverwrite:
+        """Set (replace) the overwrite of a role or a member; the bot gets CHANNEL_UPDATE.
+
+        Args:
+            target: the role (``guild.everyone`` for @everyone) or the member.
+            allow: bits allowed here.
+            deny: bits denied here.
+        """
+        if self.is_thread:
+            # docs: topics/permissions.mdx "Inherited Permissions (Threads)": threads have no overwrites of their own.
+            raise ValueError("threads inherit their parent's overwrites; set them on the parent channel")
+        kind = ROLE_OVERWRITE if isinstance(target, FakeRole) else MEMBER_OVERWRITE
+        overwrite = PermissionOverwrite(id=target.id, type=kind, allow=bits_of(allow), deny=bits_of(deny))
+        self.overwrites[target.id] = overwrite
+        if self.on_change is not None:
+            self.on_change("CHANNEL_UPDATE", self.payload())
+        return overwrite
+
+    def clear_overwrite(self, target: FakeRole | FakeMember) -> None:
+        """Remove the overwrite of a role or member (CHANNEL_UPDATE).
+
+        Args:
+            target: the role or member.
+        """
+        if self.overwrites.pop(target.id, None) is not None and self.on_change is not None:
+            self.on_change("CHANNEL_UPDATE", self.payload())
 
     @property
     def is_thread(self) -> bool:
@@ -333,7 +387,7 @@ class FakeChannel:
                 {
                     "parent_id": str(self.parent_id) if self.parent_id else None,
                     "topic": self.topic,
-                    "permission_overwrites": [],
+                    "permission_overwrites": [o.payload() for o in self.overwrites.values()],
                     "default_auto_archive_duration": 1440,
                     "default_thread_rate_limit_per_user": 0,
                 }
@@ -363,7 +417,7 @@ class FakeMember:
 
     @property
     def permissions(self) -> int:
-        """Guild-level permissions (no channel overwrites are modelled)."""
+        """Guild-level permissions (channel overwrites not applied; see permissions.channel_permissions)."""
         return self.guild.permissions_of(self)
 
     @property
@@ -422,6 +476,8 @@ class FakeGuild:
         self.name = name
         self.owner_id: int = 0
         self.locale = "en-US"
+        # Server Boost level 0-3 (resources/guild.mdx "Premium Tier"); raises the upload limit.
+        self.premium_tier = 0
         self.roles: dict[int, FakeRole] = {}
         self.channels: dict[int, FakeChannel] = {}
         self.members: dict[int, FakeMember] = {}
@@ -474,6 +530,7 @@ class FakeGuild:
         channel = FakeChannel(
             id=self._ids.next(), guild_id=self.id, name=name, position=len(self.channels), topic=topic
         )
+        channel.on_change = self._changed
         self.channels[channel.id] = channel
         self._changed("CHANNEL_CREATE", channel.payload())
         return channel
@@ -580,16 +637,12 @@ class FakeGuild:
         Args:
             member: the member.
         """
-        if member.id == self.owner_id:
-            return ALL_PERMISSIONS
-        bits = self.everyone.permissions
-        for role_id in member.role_ids:
-            role = self.roles.get(role_id)
-            if role is not None:
-                bits |= role.permissions
-        if bits & ADMINISTRATOR:
-            return ALL_PERMISSIONS
-        return bits
+        return base_permissions(self, member)
+
+    @property
+    def upload_limit(self) -> int:
+        """The per-file upload limit its boost tier gives (10 MiB, 50 MiB at tier 2, 100 MiB at tier 3)."""
+        return UPLOAD_LIMIT_BY_PREMIUM_TIER.get(self.premium_tier, UPLOAD_LIMIT_BY_PREMIUM_TIER[0])
 
     def payload(self) -> dict[str, Any]:
         """The full GUILD_CREATE payload (member_count equals the members listed, so no chunking)."""
@@ -611,7 +664,7 @@ class FakeGuild:
             "explicit_content_filter": 0,
             "mfa_level": 0,
             "nsfw_level": 0,
-            "premium_tier": 0,
+            "premium_tier": self.premium_tier,
             "premium_subscription_count": 0,
             "premium_progress_bar_enabled": False,
             "preferred_locale": self.locale,
@@ -625,7 +678,8 @@ class FakeGuild:
             "stickers": [],
             "roles": [role.payload() for role in self.roles.values()],
             "channels": [channel.payload(with_guild_id=False) for channel in text],
-            "threads": [channel.payload() for channel in self.channels.values() if channel.is_thread],
+            # docs: topics/threads.mdx "Gateway Events": GUILD_CREATE lists active threads only.
+            "threads": [c.payload() for c in self.channels.values() if c.is_thread and not c.archived],
             "members": [member.payload() for member in self.members.values()],
             "member_count": len(self.members),
             "large": False,

@@ -8,6 +8,7 @@ INTERACTION_CREATE frame was written to the bot's socket.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -54,6 +55,50 @@ def walk_components(components: list[dict[str, Any]]) -> Iterator[dict[str, Any]
             inner = component.get(key)
             if isinstance(inner, dict):
                 yield from walk_components([inner])
+
+
+def answered_components(components: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A copy of a message's components as Discord answers them.
+
+    Discord numbers the components left without an id (or with id 0) sequentially, depth first,
+    skipping the ids the sender chose (docs: components/reference.mdx, "id"), and answers a unicode
+    emoji as a partial emoji without ``id`` where the sender may have put ``"id": null``.
+
+    Args:
+        components: the components as sent.
+    """
+    answered = copy.deepcopy(components)
+    taken = {component["id"] for component in walk_components(answered) if component.get("id")}
+    next_id = 1
+    for component in walk_components(answered):
+        emojis = [component.get("emoji")] + [option.get("emoji") for option in component.get("options") or []]
+        for emoji in emojis:
+            if isinstance(emoji, dict) and emoji.get("id") is None:
+                emoji.pop("id", None)
+        if component.get("id"):
+            continue
+        while next_id in taken:
+            next_id += 1
+        component["id"] = next_id
+        taken.add(next_id)
+    return answered
+
+
+def answered_embeds(embeds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A copy of a message's embeds as Discord answers them: type "rich", every field with ``inline``.
+
+    Discord sets the type of embeds a bot sends to "rich" whatever it says (docs: resources/message.mdx,
+    create message limitations) and answers ``inline`` false where the field left it out.
+
+    Args:
+        embeds: the embeds as sent.
+    """
+    answered = copy.deepcopy(embeds)
+    for embed in answered:
+        embed["type"] = "rich"
+        for embed_field in embed.get("fields") or []:
+            embed_field.setdefault("inline", False)
+    return answered
 
 
 @dataclass(frozen=True)
@@ -242,7 +287,11 @@ class WebhookCall:
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One HTTP request the bot made (API or CDN), with the status the fake answered."""
+    """One HTTP request the bot made (API or CDN), with the status the fake answered.
+
+    The raw bodies and the answer's headers are what the conformance check (``conformance.py``) reads;
+    ``status`` 0 means the fake reset the connection and answered nothing.
+    """
 
     method: str
     path: str
@@ -252,6 +301,10 @@ class RequestRecord:
     error_code: int | None = None
     fault: str | None = None
     handled: bool = True
+    request_content_type: str = ""
+    request_body: bytes = b""
+    answer_headers: dict[str, str] = field(default_factory=dict)
+    answer_body: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -330,6 +383,37 @@ class FakeInteraction:
 
     def __repr__(self) -> str:
         return f"<FakeInteraction id={self.id} type={self.type} name={self.name!r} callbacks={len(self.callbacks)}>"
+
+    def metadata_payload(self) -> dict[str, Any]:
+        """The ``interaction_metadata`` of this interaction's response messages.
+
+        A component interaction names the message clicked; a modal submit names the interaction that
+        opened the modal (``triggering_interaction_metadata``), as Discord's message object does.
+        """
+        user = self.user.user if isinstance(self.user, FakeMember) else self.user
+        body: dict[str, Any] = {
+            "id": str(self.id),
+            "type": self.type,
+            "user": user.payload(),
+            "authorizing_integration_owners": {"0": str(self.guild_id)} if self.guild_id else {},
+        }
+        if self.type == MESSAGE_COMPONENT and self.message_id is not None:
+            body["interacted_message_id"] = str(self.message_id)
+        if self.type == MODAL_SUBMIT and (opener := self.modal_opener()) is not None:
+            body["triggering_interaction_metadata"] = opener.metadata_payload()
+        return body
+
+    def modal_opener(self) -> FakeInteraction | None:
+        """For a modal submit: the latest earlier interaction the bot answered with this modal."""
+        custom_id = self.data.get("custom_id")
+        openers = [
+            other
+            for other in self._fake.interactions.values()
+            if other.id != self.id
+            and other.created_at <= self.created_at
+            and (other.modal or {}).get("custom_id") == custom_id
+        ]
+        return max(openers, key=lambda other: other.created_at, default=None)
 
     def elapsed(self, moment: float | None = None) -> float:
         """Seconds since INTERACTION_CREATE was sent.

@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import BodyPartReader, web
 
+from tests.fakediscord import commands_rules, guards, interactions, threads
+from tests.fakediscord.limits import upload_limit
 from tests.fakediscord.model import FakeChannel, iso
+from tests.fakediscord.permissions import MANAGE_THREADS, apply_overwrites
 from tests.fakediscord.records import (
     AUTOCOMPLETE,
     AUTOCOMPLETE_RESULT,
@@ -34,7 +37,6 @@ from tests.fakediscord.rules import (
     INTERACTION_ALREADY_ACKNOWLEDGED,
     INVALID_WEBHOOK_TOKEN,
     THREAD_ALREADY_EXISTS,
-    THREAD_LOCKED,
     UNKNOWN_APPLICATION_COMMAND,
     UNKNOWN_CHANNEL,
     UNKNOWN_INTERACTION,
@@ -122,21 +124,16 @@ class RestApi:
         return message
 
     def _ok(self, message: FakeMessage) -> web.Response:
-        return json_response(self.fake.message_payload(message))
+        return json_response(self.fake.bot_view(message))
 
     @staticmethod
     def _no_content() -> web.Response:
         return web.Response(status=204)
 
     async def _thread_activity(self, channel: FakeChannel) -> None:
-        """Posting to an archived thread unarchives it; a locked one refuses."""
-        if not channel.is_thread or not channel.archived:
-            return
-        if channel.locked:
-            raise DiscordError(400, THREAD_LOCKED, "Thread is locked")
-        channel.archived = False
-        channel.archive_timestamp = iso(self.fake.clock.utcnow())
-        await self.fake.gateway.dispatch("THREAD_UPDATE", channel.payload())
+        """A public followup unarchives an archived thread; an archived locked one refuses (50083)."""
+        # Interaction responses are not bound by the bot's channel permissions, so only the thread's state counts.
+        await threads.before_post(self.fake, channel, MANAGE_THREADS)
 
     # ---- gateway, users, application -----------------------------------------------------------
 
@@ -180,8 +177,14 @@ class RestApi:
                 "tags": [],
                 "bot": self.fake.bot_user.payload(),
                 "approximate_guild_count": len(self.fake.guilds),
+                "approximate_user_install_count": 0,
+                "approximate_user_authorization_count": 0,
                 "redirect_uris": [],
                 "interactions_endpoint_url": None,
+                "role_connections_verification_url": None,
+                "flags_new": "0",
+                "explicit_content_filter": 0,
+                "eligible_oauth2_scopes": ["applications.commands", "bot"],
             }
         )
 
@@ -197,30 +200,6 @@ class RestApi:
             raise DiscordError(403, 50001, "Missing Access")
         return self.fake.guild_commands.setdefault(int(guild_id), {}), int(guild_id)
 
-    def _validate_command(self, errors: FormErrors, path: list[str | int], command: dict[str, Any]) -> None:
-        command_type = command.get("type", 1)
-        name = command.get("name") or ""
-        bad_slash_name = not COMMAND_NAME.match(name) or name != name.lower()
-        if (command_type == 1 and bad_slash_name) or not 1 <= len(name) <= 32:
-            errors.add([*path, "name"], "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
-        if command_type == 1 and not 1 <= len(command.get("description") or "") <= 100:
-            errors.add([*path, "description"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
-        options = command.get("options") or []
-        if len(options) > 25:
-            errors.add([*path, "options"], "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
-        for index, option in enumerate(options):
-            option_path: list[str | int] = [*path, "options", index]
-            if not COMMAND_NAME.match(option.get("name") or "") or option["name"] != option["name"].lower():
-                errors.add([*option_path, "name"], "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
-            if not 1 <= len(option.get("description") or "") <= 100:
-                errors.add(
-                    [*option_path, "description"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."
-                )
-            if len(option.get("choices") or []) > 25:
-                errors.add([*option_path, "choices"], "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
-            if option.get("type") in (1, 2):
-                self._validate_command(errors, option_path, {**option, "type": 1})
-
     def _echo_command(self, command: dict[str, Any], guild_id: int | None, command_id: int | None) -> dict[str, Any]:
         return self.fake.echo_command(command, guild_id, command_id)
 
@@ -234,10 +213,7 @@ class RestApi:
     async def bulk_overwrite_commands(self, request: web.Request) -> web.Response:
         registry, guild_id = self._registry(request)
         commands, _ = await read_body_list(request)
-        errors = FormErrors()
-        for index, command in enumerate(commands):
-            self._validate_command(errors, [index], command)
-        errors.raise_if_any()
+        commands_rules.validate_command_list(commands)
         self.fake.replace_commands(commands, guild_id)
         return json_response(list(registry.values()))
 
@@ -249,9 +225,10 @@ class RestApi:
         registry, guild_id = self._registry(request)
         command, _ = await read_body(request)
         errors = FormErrors()
-        self._validate_command(errors, [], command)
+        commands_rules.validate_command(errors, [], command)
         errors.raise_if_any()
         existing = self._same_command(registry, command)
+        commands_rules.check_room_for(registry, command, replacing=existing is not None)
         echoed = self._echo_command(command, guild_id, existing)
         registry[int(echoed["id"])] = echoed
         self.fake.notify()
@@ -271,6 +248,9 @@ class RestApi:
     async def edit_command(self, request: web.Request) -> web.Response:
         registry, command_id = self._command(request)
         changes, _ = await read_body(request)
+        errors = FormErrors()
+        commands_rules.validate_command(errors, [], {**registry[command_id], **changes})
+        errors.raise_if_any()
         registry[command_id].update(changes)
         self.fake.notify()
         return json_response(registry[command_id])
@@ -305,14 +285,19 @@ class RestApi:
                 raise DiscordError(404, UNKNOWN_INTERACTION, "Unknown interaction")
             self._check_callback_type(interaction, callback_type)
             if callback_type in (CHANNEL_MESSAGE, UPDATE_MESSAGE):
+                target = fake.messages.get(interaction.message_id or 0)
                 validate_message(
-                    data,
+                    interactions.as_validated(target, data) if callback_type == UPDATE_MESSAGE and target else data,
                     fake.limits,
                     prefix=["data"],
                     creating=callback_type == CHANNEL_MESSAGE,
                     file_count=len(files),
                 )
-            elif callback_type == MODAL:
+            elif callback_type == DEFERRED_CHANNEL_MESSAGE:
+                interactions.check_defer_flags(data)
+            if callback_type == UPDATE_MESSAGE and interaction.message_id in fake.messages:
+                interactions.check_edit_flags(fake.messages[interaction.message_id], data, ("data",))
+            if callback_type == MODAL:
                 validate_modal(data, fake.limits)
             elif callback_type == AUTOCOMPLETE_RESULT:
                 validate_choices(data)
@@ -390,7 +375,8 @@ class RestApi:
         }
         if message is not None:
             body["interaction"]["response_message_id"] = str(message.id)
-            body["resource"]["message"] = fake.message_payload(message)
+        if message is not None and callback_type in interactions.RESOURCE_MESSAGE_TYPES:
+            body["resource"]["message"] = fake.bot_view(message)
         return json_response(body)
 
     @staticmethod
@@ -480,14 +466,19 @@ class RestApi:
             ):
                 raise DiscordError(404, UNKNOWN_WEBHOOK, "Unknown Webhook")
             validate_message(payload, fake.limits, creating=True, file_count=len(files))
-            channel = fake.find_channel(int(request.query.get("thread_id") or interaction.channel_id))
+            interactions.refuse_followup_params(request.query, payload)
+            channel = fake.find_channel(interaction.channel_id)
             if channel is None:
                 raise DiscordError(404, UNKNOWN_CHANNEL, "Unknown Channel")
-            await self._thread_activity(channel)
             original = interaction.original
             first_after_thinking = (
                 interaction.callback_type == DEFERRED_CHANNEL_MESSAGE and original is not None and original.loading
             )
+            private = (
+                original.ephemeral if first_after_thinking and original else int(payload.get("flags") or 0) & EPHEMERAL
+            )
+            if not private:
+                await self._thread_activity(channel)
             if first_after_thinking and original is not None and original.deleted:
                 # Someone deleted the "thinking..." message: Discord refuses the webhook from then on.
                 raise DiscordError(404, UNKNOWN_MESSAGE, "Unknown Message")
@@ -533,9 +524,8 @@ class RestApi:
         return await self._webhook_call(request, "followup", work)
 
     def _maybe_wait(self, request: web.Request, message: FakeMessage) -> web.Response:
-        if request.query.get("wait") in ("1", "true", "True"):
-            return self._ok(message)
-        return self._no_content()
+        # docs: interactions/receiving-and-responding.mdx "Create Followup Message": "`wait` is always true".
+        return self._ok(message)
 
     async def get_webhook_message(self, request: web.Request) -> web.Response:
         async def work(interaction: FakeInteraction, payload: dict[str, Any], files: Files) -> Any:
@@ -549,7 +539,13 @@ class RestApi:
 
         async def work(interaction: FakeInteraction, payload: dict[str, Any], files: Files) -> Any:
             message = self._webhook_target(interaction, request.match_info["message_id"])
-            validate_message(payload, fake.limits, creating=False, file_count=len(files))
+            checked = interactions.as_validated(message, payload)
+            validate_message(checked, fake.limits, creating=False, file_count=len(files))
+            interactions.check_edit_flags(message, payload)
+            where = fake.find_channel(message.channel_id)
+            if where is not None and not message.ephemeral:
+                # Ephemeral messages are not part of the thread; editing them stays possible.
+                threads.refuse_if_archived(where)
             attachments = fake.build_attachments(
                 payload,
                 files,
@@ -575,11 +571,15 @@ class RestApi:
     # ---- channels and messages -----------------------------------------------------------------
 
     async def get_channel(self, request: web.Request) -> web.Response:
-        return json_response(self._channel(request).payload())
+        channel = self._channel(request)
+        guards.view(self.fake, channel)
+        return json_response(channel.payload())
 
     async def edit_channel(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
         changes, _ = await read_body(request)
+        guards.edit_channel(self.fake, channel, changes)
+        apply_overwrites(channel, changes)
         if "name" in changes:
             channel.name = changes["name"]
         if "topic" in changes and not channel.is_thread:
@@ -597,6 +597,7 @@ class RestApi:
 
     async def delete_channel(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
+        guards.delete_channel(self.fake, channel)
         guild = self.fake.guild_of(channel)
         del guild.channels[channel.id]
         event = "THREAD_DELETE" if channel.is_thread else "CHANNEL_DELETE"
@@ -604,15 +605,29 @@ class RestApi:
         self.fake.notify()
         return json_response(channel.payload())
 
+    async def create_dm(self, request: web.Request) -> web.Response:
+        body, _ = await read_body(request)
+        user = self.fake.user_for(int(body.get("recipient_id") or 0))
+        if user is None:
+            raise DiscordError(404, 10013, "Unknown User")
+        return json_response(self.fake.dms.open(user).payload())
+
     async def create_message(self, request: web.Request) -> web.Response:
         fake = self.fake
+        dm = fake.dms.get(int(request.match_info["channel_id"]))
+        if dm is not None:
+            payload, files = await read_body(request)
+            return self._ok(await fake.dms.send(dm, payload, files))
         channel = self._channel(request)
         payload, files = await read_body(request)
         validate_message(payload, fake.limits, creating=True, file_count=len(files))
-        await self._thread_activity(channel)
+        payload = guards.same_channel_reply(fake, channel, payload)
+        payload = await guards.create_message(fake, channel, payload, len(files))
         reference = fake.resolve_reference(payload, channel)
         attachments = (
-            fake.build_attachments(payload, files, channel_id=channel.id, size_limit=fake.limits.attachment_size_limit)
+            fake.build_attachments(
+                payload, files, channel_id=channel.id, size_limit=upload_limit(fake, fake.guild_of(channel))
+            )
             or []
         )
         message = await fake.store_message(
@@ -628,11 +643,14 @@ class RestApi:
 
     async def get_message(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
+        guards.read_message(self.fake, channel)
         return self._ok(self._message_in(channel, int(request.match_info["message_id"])))
 
     async def list_messages(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
-        limit = int(request.query.get("limit", 50))
+        limit, readable = guards.list_messages(self.fake, channel, request.query)
+        if not readable:
+            return json_response([])
         before = int(request.query.get("before", 0) or 0)
         after = int(request.query.get("after", 0) or 0)
         found = [
@@ -647,7 +665,7 @@ class RestApi:
         found.sort(key=lambda m: m.id, reverse=True)
         if after and not before:
             found = found[-limit:]
-        return json_response([self.fake.message_payload(m) for m in found[:limit]])
+        return json_response([self.fake.bot_view(m) for m in found[:limit]])
 
     async def edit_message(self, request: web.Request) -> web.Response:
         fake = self.fake
@@ -656,13 +674,17 @@ class RestApi:
         payload, files = await read_body(request)
         if message.author.id != fake.bot_user.id and set(payload) - {"flags"}:
             raise DiscordError(403, CANNOT_EDIT_OTHERS_MESSAGE, "Cannot edit a message authored by another user")
-        validate_message(payload, fake.limits, creating=False, file_count=len(files))
+        guards.edit_message(fake, channel, message)
+        validate_message(
+            interactions.as_validated(message, payload), fake.limits, creating=False, file_count=len(files)
+        )
+        interactions.check_edit_flags(message, payload)
         attachments = fake.build_attachments(
             payload,
             files,
             channel_id=channel.id,
             existing=message.attachments,
-            size_limit=fake.limits.attachment_size_limit,
+            size_limit=upload_limit(fake, fake.guild_of(channel)),
         )
         await fake.edit_message(message, payload, attachments)
         return self._ok(message)
@@ -670,11 +692,12 @@ class RestApi:
     async def delete_message(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
         message = self._message_in(channel, int(request.match_info["message_id"]))
+        guards.delete_message(self.fake, channel, message)
         await self.fake.delete_message(message)
         return self._no_content()
 
     async def typing(self, request: web.Request) -> web.Response:
-        self._channel(request)
+        guards.view(self.fake, self._channel(request))
         return self._no_content()
 
     # ---- threads -------------------------------------------------------------------------------
@@ -690,20 +713,19 @@ class RestApi:
             message = self._message_in(parent, int(message_id))
             if message.thread_id is not None:
                 raise DiscordError(400, THREAD_ALREADY_EXISTS, "A thread has already been created for this message")
-        name = str(body.get("name") or "")
-        if not 1 <= len(name) <= 100:
-            errors = FormErrors()
-            errors.add(["name"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
-            errors.raise_if_any()
+        thread_type = threads.validate_new_thread(body, from_message=message_id is not None)
+        guards.start_thread(fake, parent, thread_type, from_message=message_id is not None)
         guild = fake.guild_of(parent)
         thread = guild.add_thread(
             parent,
-            name,
+            str(body["name"]),
             owner_id=fake.bot_user.id,
             thread_id=int(message_id) if message_id is not None else None,
-            private=message_id is None and body.get("type") == 12,
+            private=thread_type == 12,
             auto_archive_duration=int(body.get("auto_archive_duration") or 1440),
         )
+        if thread.type == 12 and body.get("invitable") is not None:
+            thread.invitable = bool(body["invitable"])
         if message_id is not None:
             message = fake.messages[int(message_id)]
             message.thread_id = thread.id
@@ -724,6 +746,7 @@ class RestApi:
             raise DiscordError(400, 50024, "Cannot execute action on this channel type")
         user_ref = request.match_info["user_id"]
         user_id = self.fake.bot_user.id if user_ref == "@me" else int(user_ref)
+        guards.thread_member(self.fake, channel, user_id, adding=request.method == "PUT")
         if request.method == "PUT":
             channel.member_ids.add(user_id)
         else:
@@ -736,6 +759,9 @@ class RestApi:
     async def pin(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
         message = self._message_in(channel, int(request.match_info["message_id"]))
+        guards.pin(self.fake, channel, pinning=request.method == "PUT", pinned_count=len(self._pinned(channel)))
+        if message.pinned == (request.method == "PUT"):
+            return self._no_content()
         message.pinned = request.method == "PUT"
         now = iso(self.fake.clock.utcnow())
         message.pinned_at = now if message.pinned else None
@@ -752,15 +778,15 @@ class RestApi:
 
     async def list_pins_legacy(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
-        return json_response([self.fake.message_payload(m) for m in self._pinned(channel)])
+        shown = self._pinned(channel)[:50] if guards.history_visible(self.fake, channel) else []
+        return json_response([self.fake.bot_view(m) for m in shown])
 
     async def list_pins(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
-        items = [
-            {"pinned_at": m.pinned_at or m.timestamp, "message": self.fake.message_payload(m)}
-            for m in self._pinned(channel)
-        ]
-        return json_response({"items": items, "has_more": False})
+        shown = self._pinned(channel) if guards.history_visible(self.fake, channel) else []
+        limit = guards.pin_page_limit(request.query)
+        items = [{"pinned_at": m.pinned_at or m.timestamp, "message": self.fake.bot_view(m)} for m in shown[:limit]]
+        return json_response({"items": items, "has_more": len(shown) > limit})
 
     # ---- reactions -----------------------------------------------------------------------------
 
@@ -773,12 +799,17 @@ class RestApi:
             raise DiscordError(404, 10013, "Unknown User")
         if request.method == "PUT" and user is not self.fake.bot_user:
             raise DiscordError(405, 0, "405: Method Not Allowed")
+        if request.method == "PUT":
+            guards.react(self.fake, channel, message, request.match_info["emoji"])
+        else:
+            guards.unreact(self.fake, channel, others=user is not self.fake.bot_user)
         await self.fake.set_reaction(message, request.match_info["emoji"], user, add=request.method == "PUT")
         return self._no_content()
 
     async def reaction_users(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
         message = self._message_in(channel, int(request.match_info["message_id"]))
+        guards.view(self.fake, channel)
         user_ids = message.reactions.get(request.match_info["emoji"], [])
         users = [self.fake.users[user_id].payload() for user_id in user_ids if user_id in self.fake.users]
         return json_response(users)
@@ -786,6 +817,7 @@ class RestApi:
     async def clear_reactions(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
         message = self._message_in(channel, int(request.match_info["message_id"]))
+        guards.unreact(self.fake, channel, others=True)
         emoji = request.match_info.get("emoji")
         if emoji is None:
             message.reactions.clear()
@@ -868,6 +900,7 @@ def add_routes(app: web.Application, fake: FakeDiscord) -> None:
     r.add_get(f"{p}/gateway", api.get_gateway)
     r.add_get(f"{p}/gateway/bot", api.get_gateway)
     r.add_get(f"{p}/users/@me", api.get_me)
+    r.add_post(f"{p}/users/@me/channels", api.create_dm)
     r.add_get(f"{p}/users/{snowflake % 'user_id'}", api.get_user)
     r.add_get(f"{p}/oauth2/applications/@me", api.get_application)
     r.add_get(f"{p}/applications/@me", api.get_application)

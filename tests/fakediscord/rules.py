@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from tests.fakediscord.components_rules import validate_fields
 from tests.fakediscord.model import FakeLimits
 from tests.fakediscord.records import COMPONENTS_V2, walk_components
 
@@ -94,9 +95,15 @@ def _max_length(errors: FormErrors, path: Sequence[str | int], value: Any, limit
         errors.add(path, "BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length.")
 
 
+def _embed_text(text: Any) -> str:
+    # docs: resources/message.mdx "Embed Limits": leading and trailing whitespace is not counted.
+    return text.strip() if isinstance(text, str) else ""
+
+
 def _validate_embeds(errors: FormErrors, embeds: list[dict[str, Any]], limits: FakeLimits) -> None:
     if len(embeds) > limits.max_embeds:
         errors.add(["embeds"], "BASE_TYPE_MAX_LENGTH", f"Must be {limits.max_embeds} or fewer in length.")
+    total = 0
     for index, embed in enumerate(embeds):
         base = ["embeds", index]
         _max_length(errors, [*base, "title"], embed.get("title"), 256)
@@ -105,12 +112,16 @@ def _validate_embeds(errors: FormErrors, embeds: list[dict[str, Any]], limits: F
         if len(fields) > 25:
             errors.add([*base, "fields"], "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
         for field_index, embed_field in enumerate(fields):
-            _max_length(errors, [*base, "fields", field_index, "name"], embed_field.get("name"), 256)
-            _max_length(errors, [*base, "fields", field_index, "value"], embed_field.get("value"), 1024)
+            for key, limit in (("name", 256), ("value", 1024)):
+                path = [*base, "fields", field_index, key]
+                # docs: resources/message.mdx "Embed Field Structure": name and value are required strings.
+                if not _embed_text(embed_field.get(key)):
+                    errors.add(path, "BASE_TYPE_REQUIRED", "This field is required")
+                _max_length(errors, path, embed_field.get(key), limit)
         _max_length(errors, [*base, "footer", "text"], (embed.get("footer") or {}).get("text"), 2048)
         _max_length(errors, [*base, "author", "name"], (embed.get("author") or {}).get("name"), 256)
-        total = sum(
-            len(text or "")
+        total += sum(
+            len(_embed_text(text))
             for text in [
                 embed.get("title"),
                 embed.get("description"),
@@ -120,30 +131,22 @@ def _validate_embeds(errors: FormErrors, embeds: list[dict[str, Any]], limits: F
                 *[f.get("value") for f in fields],
             ]
         )
-        if total > 6000:
-            errors.add(base, "BASE_TYPE_MAX_LENGTH", "Embed size exceeds maximum size of 6000")
+    # docs: resources/message.mdx "Embed Limits": 6000 characters summed across all embeds of a message.
+    if total > 6000:
+        errors.add(["embeds"], "MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000")
 
 
 def _validate_interactive(
-    errors: FormErrors, path: list[str | int], component: dict[str, Any], limits: FakeLimits
+    errors: FormErrors, path: list[str | int], component: dict[str, Any], limits: FakeLimits, *, in_modal: bool = False
 ) -> None:
     kind = component.get("type")
     custom_id = component.get("custom_id")
-    link_like = kind == BUTTON and component.get("style") in (LINK_STYLE, PREMIUM_STYLE)
-    if link_like and custom_id is not None:
-        errors.add([*path, "custom_id"], "BUTTON_CUSTOM_ID_INVALID", "A custom id cannot be set on this button.")
-    interactive = kind in (BUTTON, TEXT_INPUT) or kind in SELECT_TYPES
-    if interactive and not link_like and not custom_id:
+    # Buttons: custom_id depends on the style (components_rules.validate_button).
+    if (kind == TEXT_INPUT or kind in SELECT_TYPES) and not custom_id:
         errors.add([*path, "custom_id"], "BASE_TYPE_REQUIRED", "This field is required")
     if custom_id is not None:
         _max_length(errors, [*path, "custom_id"], custom_id, limits.max_custom_id)
-    if kind == BUTTON:
-        _max_length(errors, [*path, "label"], component.get("label"), 80)
-    if kind in SELECT_TYPES:
-        options = component.get("options") or []
-        if len(options) > 25:
-            errors.add([*path, "options"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 25 in length.")
-        _max_length(errors, [*path, "placeholder"], component.get("placeholder"), 150)
+    validate_fields(errors, path, component, in_modal=in_modal)
 
 
 def validate_components(errors: FormErrors, components: list[dict[str, Any]], flags: int, limits: FakeLimits) -> None:
@@ -260,8 +263,8 @@ def validate_modal(data: dict[str, Any], limits: FakeLimits) -> None:
     for index, component in enumerate(walk_components(components)):
         if component.get("type") == TEXT_INPUT:
             _max_length(errors, ["components", index, "label"], component.get("label"), 45)
-        if component.get("custom_id") is not None:
-            _max_length(errors, ["components", index, "custom_id"], component["custom_id"], limits.max_custom_id)
+        if component.get("type") in (BUTTON, TEXT_INPUT, *SELECT_TYPES):
+            _validate_interactive(errors, ["components", index], component, limits, in_modal=True)
     errors.raise_if_any()
 
 

@@ -17,9 +17,14 @@ from urllib.parse import quote
 
 import discord
 from aiohttp import web
+from aiohttp.base_protocol import BaseProtocol
+from aiohttp.streams import StreamReader
 
+from tests.fakediscord.content_intent import gate as gate_content
+from tests.fakediscord.dms import DirectMessages
 from tests.fakediscord.faults import FaultRule, Faults
 from tests.fakediscord.gateway import Gateway
+from tests.fakediscord.limits import check_attachment_count, check_upload, upload_limit
 from tests.fakediscord.model import (
     ADMINISTRATOR,
     ALL_PERMISSIONS,
@@ -28,7 +33,6 @@ from tests.fakediscord.model import (
     INTENT_GUILD_MESSAGE_REACTIONS,
     INTENT_GUILD_MESSAGES,
     INTENT_GUILDS,
-    INTENT_MESSAGE_CONTENT,
     PRIVILEGED_INTENTS,
     FakeAttachment,
     FakeChannel,
@@ -42,6 +46,13 @@ from tests.fakediscord.model import (
     guess_content_type,
     iso,
 )
+from tests.fakediscord.permissions import (
+    USE_APPLICATION_COMMANDS,
+    VIEW_CHANNEL,
+    channel_permissions,
+    send_permission,
+)
+from tests.fakediscord.ratelimits import Bucket, RateLimiter, rate_limited
 from tests.fakediscord.records import (
     APPLICATION_COMMAND,
     AUTOCOMPLETE,
@@ -55,8 +66,13 @@ from tests.fakediscord.records import (
     FakeMessage,
     MessageSource,
     RequestRecord,
+    answered_components,
+    answered_embeds,
 )
 from tests.fakediscord.rules import SELECT_TYPES, DiscordError
+from tests.fakediscord.threads import ArchivedThreadError
+from tests.fakediscord.threads import before_post as before_thread_post
+from tests.fakediscord.threads import set_archived as set_thread_archived
 
 API_PREFIX = "/api/v10"
 # Per-request/response storage: which interaction a request concerns, and the Discord error it got.
@@ -158,6 +174,8 @@ class FakeDiscord:
         # Exceptions raised inside the fake's handlers (bugs of the fake or of a test's setup).
         self.internal_errors: list[Exception] = []
         self.faults = Faults()
+        self.rate_limiter = RateLimiter(self)
+        self.dms = DirectMessages(self)
         self.gateway = Gateway(self)
         self.started_at = time.monotonic()
         self._by_token: dict[str, FakeInteraction] = {}
@@ -185,7 +203,8 @@ class FakeDiscord:
         """Listen on 127.0.0.1 on a free port."""
         from tests.fakediscord.rest import add_routes
 
-        app = web.Application(middlewares=[self._middleware], client_max_size=1024**3)
+        # The rate limiter runs inside _middleware, so its 429s are recorded like any answer.
+        app = web.Application(middlewares=[self._middleware, self.rate_limiter.middleware], client_max_size=1024**3)
         app.router.add_get("/gateway", self.gateway.handle)
         app.router.add_get("/gateway-resume", self.gateway.handle)
         add_routes(app, self)
@@ -635,11 +654,10 @@ class FakeDiscord:
             "mention_roles": [str(role_id) for role_id in message.mention_role_ids],
             "mention_channels": [],
             "attachments": [attachment.payload() for attachment in message.attachments],
-            "embeds": copy.deepcopy(message.embeds),
-            "components": copy.deepcopy(message.components),
+            "embeds": answered_embeds(message.embeds),
+            "components": answered_components(message.components),
             "pinned": message.pinned,
             "flags": message.flags,
-            "nonce": None,
         }
         if guild is not None:
             body["guild_id"] = str(guild.id)
@@ -664,15 +682,7 @@ class FakeDiscord:
         if message.interaction_id is not None:
             interaction = self.interactions.get(message.interaction_id)
             if interaction is not None:
-                user = interaction.user.user if isinstance(interaction.user, FakeMember) else interaction.user
-                body["interaction_metadata"] = {
-                    "id": str(interaction.id),
-                    "type": interaction.type,
-                    "user": user.payload(),
-                    "authorizing_integration_owners": {"0": str(interaction.guild_id)} if interaction.guild_id else {},
-                }
-                if interaction.message_id is not None:
-                    body["interaction_metadata"]["interacted_message_id"] = str(interaction.message_id)
+                body["interaction_metadata"] = interaction.metadata_payload()
         if message.reference is not None:
             body["message_reference"] = copy.deepcopy(message.reference)
             if with_reference:
@@ -688,9 +698,18 @@ class FakeDiscord:
                 body["thread"] = thread.payload()
         return body
 
+    def bot_view(self, message: FakeMessage, *, gateway: bool = False) -> dict[str, Any]:
+        """A message as the bot receives it: blanked by the MESSAGE_CONTENT rules (see content_intent).
+
+        Args:
+            message: the message.
+            gateway: add ``member`` fields as gateway events do.
+        """
+        return gate_content(self, self.message_payload(message, gateway=gateway))
+
     def _channel_payload_for(self, channel: FakeChannel, member: FakeMember) -> dict[str, Any]:
         body = channel.payload()
-        body["permissions"] = str(member.permissions)
+        body["permissions"] = str(channel_permissions(self.guild_of(channel), member, channel))
         return body
 
     def interaction_payload(
@@ -713,6 +732,7 @@ class FakeDiscord:
         """
         guild = self.guild_of(channel)
         bot_member = guild.members[self.bot_user.id]
+        member_bits = channel_permissions(guild, member, channel)
         body: dict[str, Any] = {
             "id": str(interaction.id),
             "application_id": str(self.application_id),
@@ -725,8 +745,10 @@ class FakeDiscord:
             "guild_locale": guild.locale,
             "channel_id": str(channel.id),
             "channel": self._channel_payload_for(channel, member),
-            "member": member.payload(with_permissions=True),
-            "app_permissions": str(bot_member.permissions),
+            # docs: interactions/receiving-and-responding.mdx: member permissions and app_permissions are
+            # those in the interaction's channel (overwrites applied, topics/permissions.mdx).
+            "member": {**member.payload(with_permissions=True), "permissions": str(member_bits)},
+            "app_permissions": str(channel_permissions(guild, bot_member, channel)),
             "locale": locale,
             "entitlements": [],
             "authorizing_integration_owners": {"0": str(guild.id)},
@@ -734,7 +756,7 @@ class FakeDiscord:
             "data": interaction.data,
         }
         if message is not None:
-            body["message"] = self.message_payload(message)
+            body["message"] = self.bot_view(message)
         return body
 
     # ---- messages (shared by the REST routes and the injection API) ----------------------------
@@ -781,9 +803,7 @@ class FakeDiscord:
         Returns:
             The new list, or None when the payload does not touch attachments (edit without files).
         """
-        for _filename, data in files.values():
-            if len(data) > size_limit:
-                raise DiscordError(413, 40005, "Request entity too large")
+        check_upload(files, size_limit)
         listed = payload.get("attachments")
         if listed is None and not files:
             return None
@@ -825,6 +845,7 @@ class FakeDiscord:
         for index in sorted(set(files) - used):
             filename, data = files[index]
             result.append(self._register_cdn(filename, data, channel_id=channel_id, ephemeral=ephemeral))
+        check_attachment_count(result)
         return result
 
     def resolve_reference(self, payload: dict[str, Any], channel: FakeChannel) -> dict[str, Any] | None:
@@ -928,7 +949,7 @@ class FakeDiscord:
             if channel.is_thread:
                 channel.message_count += 1
             if self.gateway.wants(INTENT_GUILD_MESSAGES):
-                await self.gateway.dispatch("MESSAGE_CREATE", self.message_payload(message, gateway=True))
+                await self.gateway.dispatch("MESSAGE_CREATE", self.bot_view(message, gateway=True))
         self.notify()
         return message
 
@@ -965,7 +986,7 @@ class FakeDiscord:
         message.raw = copy.deepcopy(payload)
         message.snapshot()
         if not message.ephemeral and self.gateway.wants(INTENT_GUILD_MESSAGES):
-            await self.gateway.dispatch("MESSAGE_UPDATE", self.message_payload(message, gateway=True))
+            await self.gateway.dispatch("MESSAGE_UPDATE", self.bot_view(message, gateway=True))
         self.notify()
         return message
 
@@ -1036,10 +1057,14 @@ class FakeDiscord:
         )
         echoed.setdefault("type", 1)
         echoed.setdefault("description", "")
-        echoed.setdefault("default_member_permissions", None)
+        # Discord answers the permission bit set as a string whatever the bot sent, and null
+        # integration_types as the default (guild install).
+        permissions = echoed.get("default_member_permissions")
+        echoed["default_member_permissions"] = None if permissions is None else str(permissions)
         echoed.setdefault("nsfw", False)
         echoed.setdefault("contexts", None)
-        echoed.setdefault("integration_types", [0])
+        if echoed.get("integration_types") is None:
+            echoed["integration_types"] = [0]
         if guild_id is not None:
             echoed["guild_id"] = str(guild_id)
         return echoed
@@ -1108,6 +1133,18 @@ class FakeDiscord:
             " (pass force=True to send it anyway)"
         )
 
+    def _check_can_invoke(self, member: FakeMember, channel: FakeChannel, *, force: bool) -> None:
+        # docs: topics/threads.mdx "Active & Archived Threads": users cannot use application commands in
+        # archived threads (even force=True cannot: Discord's client offers no way).
+        if channel.is_thread and channel.archived:
+            raise ArchivedThreadError(f"{channel.name!r} is archived: members cannot run commands there")
+        # docs: topics/permissions.mdx USE_APPLICATION_COMMANDS (and no VIEW_CHANNEL hides the channel).
+        bits = channel_permissions(self.guild_of(channel), member, channel)
+        if not force and bits & (VIEW_CHANNEL | USE_APPLICATION_COMMANDS) != VIEW_CHANNEL | USE_APPLICATION_COMMANDS:
+            raise CommandHiddenError(
+                f"{member.user.username} cannot use application commands in #{channel.name} (pass force=True)"
+            )
+
     # ---- injection -----------------------------------------------------------------------------
 
     def _new_interaction(
@@ -1131,7 +1168,7 @@ class FakeDiscord:
             data=data,
             message_id=message.id if message is not None else None,
             name=name,
-            attachment_size_limit=self.limits.attachment_size_limit,
+            attachment_size_limit=upload_limit(self, self.guild_of(channel)),
         )
         self.interactions[interaction.id] = interaction
         self._by_token[interaction.token] = interaction
@@ -1184,7 +1221,7 @@ class FakeDiscord:
             return str(value.id)
         if isinstance(value, FakeChannel):
             channel_payload = value.payload()
-            channel_payload["permissions"] = str(ALL_PERMISSIONS)
+            channel_payload["permissions"] = str(ALL_PERMISSIONS)  # the invoking member's are not known here
             resolved.setdefault("channels", {})[str(value.id)] = channel_payload
             return str(value.id)
         if option_type == OPTION_NUMBER and isinstance(value, int):
@@ -1247,6 +1284,7 @@ class FakeDiscord:
         *,
         guild: FakeGuild,
         member: FakeMember,
+        channel: FakeChannel,
         focused: str | None,
         force: bool,
     ) -> dict[str, Any]:
@@ -1256,6 +1294,7 @@ class FakeDiscord:
         registered, registered_guild = self.find_command(parts[0], 1, guild.id)
         if not force:
             self._check_visible(registered, member)
+        self._check_can_invoke(member, channel, force=force)
         specs: list[dict[str, Any]] | None = None
         if registered is not None:
             specs = registered.get("options") or []
@@ -1336,7 +1375,7 @@ class FakeDiscord:
         channel = channel or self.channel
         member = user or self.member
         data = self._build_command_data(
-            command, options, guild=self.guild_of(channel), member=member, focused=None, force=force
+            command, options, guild=self.guild_of(channel), member=member, channel=channel, focused=None, force=force
         )
         interaction = self._new_interaction(
             type=APPLICATION_COMMAND, member=member, channel=channel, data=data, name=command, message=None
@@ -1364,7 +1403,7 @@ class FakeDiscord:
         channel = channel or self.channel
         member = user or self.member
         data = self._build_command_data(
-            command, options, guild=self.guild_of(channel), member=member, focused=focused, force=True
+            command, options, guild=self.guild_of(channel), member=member, channel=channel, focused=focused, force=True
         )
         interaction = self._new_interaction(
             type=AUTOCOMPLETE, member=member, channel=channel, data=data, name=command, message=None
@@ -1526,6 +1565,7 @@ class FakeDiscord:
         registered, registered_guild = self.find_command(name, 3, channel.guild_id)
         if not force:
             self._check_visible(registered, member)
+        self._check_can_invoke(member, channel, force=force)
         data: dict[str, Any] = {
             "id": registered["id"] if registered else str(self.ids.next()),
             "name": name,
@@ -1563,6 +1603,7 @@ class FakeDiscord:
         registered, registered_guild = self.find_command(name, 2, channel.guild_id)
         if not force:
             self._check_visible(registered, member)
+        self._check_can_invoke(member, channel, force=force)
         resolved: dict[str, dict[str, Any]] = {}
         self._option_value(target, OPTION_USER, resolved, self.guild_of(channel))
         data: dict[str, Any] = {
@@ -1592,8 +1633,8 @@ class FakeDiscord:
     ) -> FakeMessage:
         """A member posts a message (MESSAGE_CREATE). Mentions are parsed from ``<@id>`` / ``<@&id>`` in content.
 
-        Without the MESSAGE_CONTENT intent the bot gets empty content/embeds/attachments unless the
-        message mentions it (a reply that pings the bot counts), as on Discord.
+        Without the MESSAGE_CONTENT intent the bot gets empty content/embeds/attachments/components
+        unless the text @mentions it or it is a pinging reply to a regular (non-interaction) bot message.
 
         Args:
             content: the text; use ``fake.bot_user.mention`` to ping the bot.
@@ -1608,6 +1649,7 @@ class FakeDiscord:
         channel = channel or self.channel
         member = author or self.member
         guild = self.guild_of(channel)
+        await self._member_may_post(member, channel)
         mention_ids, role_ids, everyone = self._mentions(content, guild, None)
         reference = None
         message_type = DEFAULT_MESSAGE
@@ -1641,12 +1683,47 @@ class FakeDiscord:
         self.messages[message.id] = message
         channel.last_message_id = message.id
         if self.gateway.wants(INTENT_GUILD_MESSAGES):
-            payload = self.message_payload(message, gateway=True)
-            if not self.gateway.wants(INTENT_MESSAGE_CONTENT) and self.bot_user.id not in mention_ids:
-                payload.update({"content": "", "embeds": [], "attachments": [], "components": []})
-            await self.gateway.dispatch("MESSAGE_CREATE", payload)
+            await self.gateway.dispatch("MESSAGE_CREATE", self.bot_view(message, gateway=True))
         self.notify()
         return message
+
+    async def _member_may_post(self, member: FakeMember, channel: FakeChannel) -> None:
+        # Discord's client lets nobody post without VIEW_CHANNEL and SEND_MESSAGES(_IN_THREADS); a post
+        # unarchives an archived unlocked thread, a locked one refuses non-moderators (topics/threads.mdx).
+        bits = channel_permissions(self.guild_of(channel), member, channel)
+        needed = VIEW_CHANNEL | send_permission(channel)
+        if bits & needed != needed:
+            raise PermissionError(f"{member.user.username} may not post in #{channel.name}")
+        try:
+            await before_thread_post(self, channel, bits)
+        except DiscordError as refused:
+            raise ArchivedThreadError(f"{member.user.username} cannot post in {channel.name!r}: {refused}") from None
+
+    def dm_messages(self, user: FakeMember | FakeUser) -> list[FakeMessage]:
+        """The bot's direct messages to a user, oldest first.
+
+        Args:
+            user: the member or user.
+        """
+        return self.dms.messages_to(user)
+
+    def close_dms(self, user: FakeMember | FakeUser) -> None:
+        """The user accepts no DMs from now on: the bot's DMs get 403 50007.
+
+        Args:
+            user: the member or user.
+        """
+        self.dms.closed.add(user.id)
+
+    async def set_thread_state(self, thread: FakeChannel, *, archived: bool, locked: bool | None = None) -> None:
+        """A moderator (or Discord's auto-archive) archives/unarchives and locks/unlocks a thread (THREAD_UPDATE).
+
+        Args:
+            thread: the thread.
+            archived: archive (True) or unarchive.
+            locked: lock or unlock; unchanged when None.
+        """
+        await set_thread_archived(self, thread, archived, locked)
 
     async def react(self, message: FakeMessage, emoji: str, *, user: FakeMember | None = None) -> None:
         """A member adds a reaction (MESSAGE_REACTION_ADD).
@@ -1701,17 +1778,17 @@ class FakeDiscord:
 
     def _fault_response(self, rule: FaultRule) -> web.Response:
         if rule.kind == "rate_limit":
-            headers = {
-                "Via": "1.1 google",
-                "Retry-After": str(max(1, round(rule.retry_after))),
-                "X-RateLimit-Limit": "5",
-                "X-RateLimit-Reset-After": f"{rule.retry_after:.3f}",
-                "X-RateLimit-Scope": "global" if rule.is_global else "user",
-            }
-            if rule.is_global:
-                headers["X-RateLimit-Global"] = "true"
-            body = {"message": "You are being rate limited.", "retry_after": rule.retry_after, "global": rule.is_global}
-            return json_response(body, status=429, headers=headers)
+            # The same shape as a real bucket's 429 (ratelimits.rate_limited), with an exhausted bucket's headers.
+            now = time.monotonic()
+            bucket = Bucket(
+                "injected " + (rule.path or "*"), 5, rule.retry_after, used=5, reset_at=now + rule.retry_after
+            )
+            response = rate_limited(
+                rule.retry_after, scope=rule.scope, bucket_headers=bucket.headers(now), code=rule.code
+            )
+            response[DISCORD_CODE] = rule.code
+            response[DISCORD_MESSAGE] = "You are being rate limited."
+            return response
         status_text = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}.get(
             rule.status, ""
         )
@@ -1729,6 +1806,17 @@ class FakeDiscord:
         message = ""
         fault: str | None = None
         handled = True
+        # Raw bodies and answers for the conformance check (conformance.py); the CDN is not the API.
+        request_body = b""
+        answer: web.StreamResponse | None = None
+        if request.body_exists and not path.startswith("/cdn/"):
+            request_body = await request.read()
+            # read() caches the bytes for text()/json(), but multipart readers stream: give them a
+            # fresh stream over the same bytes (its limit is above the size, so it never pauses a transport).
+            replay = StreamReader(BaseProtocol(asyncio.get_running_loop()), max(2**16, len(request_body)))
+            replay.feed_data(request_body)
+            replay.feed_eof()
+            request._payload = replay
         try:
             refusal, delays = self.faults.take(request.method, path)
             if refusal is not None and refusal.kind == "reset":
@@ -1765,9 +1853,11 @@ class FakeDiscord:
             status = response.status
             code = response.get(DISCORD_CODE)  # type: ignore[assignment]
             message = response.get(DISCORD_MESSAGE, "")
+            answer = response
             return response
         finally:
             now = time.monotonic()
+            answer_body = answer.body if isinstance(answer, web.Response) else None
             self.requests.append(
                 RequestRecord(
                     method=request.method,
@@ -1778,6 +1868,10 @@ class FakeDiscord:
                     error_code=code,
                     fault=fault,
                     handled=handled,
+                    request_content_type=request.headers.get("Content-Type", ""),
+                    request_body=request_body,
+                    answer_headers=dict(answer.headers) if answer is not None else {},
+                    answer_body=answer_body if isinstance(answer_body, bytes) else b"",
                 )
             )
             if 400 <= status < 500:

@@ -237,6 +237,8 @@ async def test_mentions_replies_and_reactions_reach_the_bot(fake_discord: FakeDi
 
 async def test_threads_pins_and_channel_message_edits(fake_discord: FakeDiscord, start_bot):
     bot = MiniBot()
+    # Locking a thread needs MANAGE_THREADS, which the default invite does not grant.
+    fake_discord.channel.set_overwrite(fake_discord.bot_member, allow=discord.Permissions(manage_threads=True))
     await start_bot(bot)
     channel = bot.get_channel(fake_discord.channel.id)
     assert isinstance(channel, discord.TextChannel)

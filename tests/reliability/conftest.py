@@ -292,9 +292,13 @@ def receipt_job_id(interaction: Any) -> str | None:
     return None
 
 
-async def submit(world: World, prompt: str, *, user: Any = None, **options: Any) -> tuple[Any, str]:
+async def submit(
+    world: World, prompt: str, *, user: Any = None, channel: Any = None, **options: Any
+) -> tuple[Any, str]:
     """/generate through the fake; returns the interaction and the job id from its receipt."""
-    interaction = await world.fake.slash("generate", {"prompt": prompt, "duration": 1, **options}, user=user)
+    interaction = await world.fake.slash(
+        "generate", {"prompt": prompt, "duration": 1, **options}, user=user, channel=channel
+    )
     await interaction.wait_until(receipt_job_id, timeout=15)
     job_id = receipt_job_id(interaction)
     assert job_id is not None

@@ -94,10 +94,12 @@ def debug_log_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 async def fake_discord(fake_discord_options: dict[str, Any]) -> AsyncIterator[Any]:
     """A started fake Discord (as tests/fakediscord/fixtures.py), remembered so its tokens can be looked for."""
     from tests.fakediscord import FakeDiscord
+    from tests.fakediscord.fixtures import check_conformance
 
     async with FakeDiscord(**fake_discord_options) as fake:
         WATCH.fakes.append(fake)
         yield fake
+    check_conformance(fake)
 
 
 def token_hits(paths: Iterable[Path], tokens: set[str]) -> list[tuple[Path, str]]:

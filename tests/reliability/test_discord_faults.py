@@ -44,10 +44,12 @@ async def test_no_job_lost_and_no_retry_storm_under_discord_faults(world):
     members = [fake.member] + [fake.add_member(name) for name in ("carol", "dave", "erin", "frank")]
     world.engine.open.clear()  # hold the engine until every fault is armed
     jobs = []
+    # Takes are channel posts: each member asks in a room of their own, so each upload can be hit alone.
+    rooms = [fake.guild.add_text_channel(f"storm-{index}") for index in range(len(members))]
     for index, member in enumerate(members):
-        interaction, job_id = await submit(world, f"storm take {index}", user=member)
+        interaction, job_id = await submit(world, f"storm take {index}", user=member, channel=rooms[index])
         jobs.append((interaction, job_id))
-    upload = [f"/webhooks/*/{interaction.token}" for interaction, _ in jobs]
+    upload = [f"/channels/{room.id}/messages" for room in rooms]
     faults.server_error(upload[0], method="POST", status=500, times=2)
     faults.server_error(upload[1], method="POST", status=502, times=2)
     faults.reset_connection(upload[2], method="POST", times=1)

@@ -4,12 +4,14 @@ The bot runs as a real separate process (``botproc.py``: ``jamgen run`` pointed 
 kill loses everything in memory (interaction tokens, the queue, uploads in flight) exactly as
 ``kill -9`` or a power cut would. Three processes, two kills:
 
-1. jobs A..D by four members; the engine is slow and takes one job at a time. Killed while
-   A is rendered (its upload keeps failing with 500s), B's upload is in flight (Discord has made
-   the message, the answer has not arrived), C is running and D is queued.
-2. restarted (still slow): A and B are redelivered into the channel (the interactions died with the
-   first process), C runs again (attempt 2) and is killed again, D waits.
-3. restarted at full speed: C has had its attempts and fails, refunded and announced; D runs.
+1. jobs A..D by four members (slash commands, each in a channel of its own) and E (a
+   reply-to-remix, with its public progress reply); the engine is slow and takes one job at a
+   time. Killed while A is rendered (its upload keeps failing with 500s), B's upload is in flight
+   (Discord has made the message, the answer has not arrived), C is running and D and E are queued.
+2. restarted (still slow): A and B are redelivered into their channels, C runs again (attempt 2)
+   and is killed again, D and E wait.
+3. restarted at full speed: C has had its attempts and fails, refunded and announced; D and E
+   run, and E's progress reply from the first process is removed when its take is posted.
 
 Every job ends delivered exactly once (one post carrying its MP3, B's being the post from before
 the crash) or failed with its refund.
@@ -26,6 +28,7 @@ from typing import Any
 import pytest
 
 from bot.store import JobStore
+from tests.cogs.conftest import wav_bytes
 from tests.reliability.botproc import SLOW_STEP_ENV, BotProcess, alive
 from tests.reliability.conftest import footer_job_id, refunded, track_posts
 from tests.reliability.secrets_watch import BOT_TOKEN, WATCH
@@ -72,7 +75,7 @@ async def until(what: str, check: Any, bot: BotProcess, timeout: float = 60.0) -
 
 async def test_kill_9_in_every_job_state_then_restart(fake_discord, tmp_path):
     fake = fake_discord
-    members = {name: fake.add_member(name) for name in ("carol", "dave", "erin")}
+    members = {name: fake.add_member(name) for name in ("carol", "dave", "erin", "frank")}
     members["bob"] = fake.member
     log = tmp_path / "bot.log"
     WATCH.process_logs.append(log)
@@ -89,17 +92,24 @@ async def test_kill_9_in_every_job_state_then_restart(fake_discord, tmp_path):
             "D": ("erin", 1),
         }
         interactions = {}
+        rooms = {name: fake.guild.add_text_channel(f"room-{name.lower()}") for name in asks}
         for name, (member, seconds) in asks.items():
             interactions[name] = await fake.slash(
-                "generate", {"prompt": f"job {name}", "duration": seconds}, user=members[member]
+                "generate", {"prompt": f"job {name}", "duration": seconds}, user=members[member], channel=rooms[name]
             )
             if name == "A":
                 failing = fake.faults.server_error(
-                    f"/webhooks/*/{interactions['A'].token}", method="POST", status=500, times=None
+                    f"/channels/{rooms['A'].id}/messages", method="POST", status=500, times=None
                 )
             if name == "B":
                 # The fake makes the message on arrival and holds the answer back: the upload is in flight.
-                fake.faults.delay(f"/webhooks/*/{interactions['B'].token}", method="POST", seconds=12)
+                fake.faults.delay(f"/channels/{rooms['B'].id}/messages", method="POST", seconds=12)
+        riff = fake.attachment("riff.wav", wav_bytes(2.0), content_type="audio/wav")
+        # It mentions jamgen, so its file reaches a bot without the message-content intent.
+        song = await fake.post_message(f"<@{fake.bot_user.id}> my riff", author=members["frank"], attachments=[riff])
+        await fake.post_message(
+            f"<@{fake.bot_user.id}> continue: job E", author=members["frank"], reply_to=song, mention_author=False
+        )
         ids: dict[str, str] = {}
 
         async def receipts_shown() -> bool:
@@ -107,9 +117,13 @@ async def test_kill_9_in_every_job_state_then_restart(fake_discord, tmp_path):
                 original = interaction.original
                 if original is not None and "Queued `" in original.content:
                     ids[name] = original.content.split("`")[1]
-            return len(ids) == 4
+            progress_e = [m for m in fake.bot_messages() if m.reference and "Queued `" in m.content]
+            if progress_e:
+                ids["E"] = progress_e[0].content.split("`")[1]
+            return len(ids) == 5
 
-        await until("four receipts", receipts_shown, first)
+        await until("five receipts", receipts_shown, first)
+        progress_e = next(m for m in fake.bot_messages() if m.reference and ids["E"] in m.content)
 
         async def state(name: str) -> str:
             job = await store.get_job(ids[name])
@@ -124,9 +138,10 @@ async def test_kill_9_in_every_job_state_then_restart(fake_discord, tmp_path):
                 and await state("B") == "rendered"
                 and await state("C") == "running"
                 and await state("D") == "queued"
+                and await state("E") == "queued"
             )
 
-        await until("A rendered, B uploading, C running, D queued", caught_in_every_state, first)
+        await until("A rendered, B uploading, C running, D and E queued", caught_in_every_state, first)
         orphans = await first.kill()
         assert orphans, "the bot process had no engine worker"
         b_post_before_crash = next(m for m in fake.bot_messages() if footer_job_id(m) == ids["B"])
@@ -155,9 +170,10 @@ async def test_kill_9_in_every_job_state_then_restart(fake_discord, tmp_path):
         await third.start()
 
         async def settled() -> bool:
-            return await state("C") == "failed" and await state("D") == "delivered"
+            return await state("C") == "failed" and await state("D") == "delivered" and await state("E") == "delivered"
 
-        await until("C failed and D delivered", settled, third)
+        await until("C failed, D and E delivered", settled, third)
+        await fake.wait_for(lambda: progress_e.deleted, timeout=10, what="E's stale progress reply removed")
         await fake.wait_for(
             lambda: any(ids["C"] in m.content and "⚠️" in m.content for m in fake.bot_messages()),
             timeout=10,
@@ -168,7 +184,7 @@ async def test_kill_9_in_every_job_state_then_restart(fake_discord, tmp_path):
         await fake.wait_for(lambda: not any(alive(pid) for pid in orphans), timeout=15, what="orphans to exit")
 
         # ---- every job delivered exactly once, or failed with its refund
-        for name in ("A", "B", "D"):
+        for name in ("A", "B", "D", "E"):
             job = await store.get_job(ids[name])
             posts = track_posts(fake, ids[name])
             assert len(posts) == 1, f"{name} ({ids[name]}) was posted {len(posts)} times"
@@ -183,11 +199,11 @@ async def test_kill_9_in_every_job_state_then_restart(fake_discord, tmp_path):
         assert await refunded(store, ids["C"])
         quota = await store.quota_status(members["dave"].id, fake.guild.id)
         assert quota.used == 0
-        # A, B (their interactions died with run 1) and D were posted in the channel; all MP3s total 3.
-        assert sum(len(track_posts(fake, job_id)) for job_id in ids.values()) == 3
+        # A, B, D and E were posted in their channels; all MP3s total 4.
+        assert sum(len(track_posts(fake, job_id)) for job_id in ids.values()) == 4
         print(
             f"\nkill -9 matrix: bot process starts {first.started_s:.1f} s / {second.started_s:.1f} s / "
-            f"{third.started_s:.1f} s; 4 jobs, 2 kills, 3 delivered once, 1 failed refunded"
+            f"{third.started_s:.1f} s; 5 jobs, 2 kills, 4 delivered once, 1 failed refunded"
         )
     finally:
         for bot in [b for b in (locals().get(n) for n in ("first", "second", "third")) if b is not None]:

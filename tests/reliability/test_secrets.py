@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.cogs.conftest import wait_for_take
 from tests.reliability.conftest import submit, track_posts, wait_state
 from tests.reliability.secrets_watch import BOT_TOKEN, WATCH, token_hits
 
@@ -35,7 +36,7 @@ async def test_no_token_in_any_log_line_or_file(world, debug_log_file, tmp_path_
     inputs = [c for row in remix.modal["components"] for c in row["components"]]
     values = {c["custom_id"]: ("continue" if c["label"].lower().startswith("mode") else "1") for c in inputs}
     submitted = await fake.submit_modal(remix, values)
-    await submitted.wait_for_message(lambda m: m.attachments, timeout=60)
+    await wait_for_take(submitted)
     await fake.drop_gateway(4000)
     await fake.wait_for(lambda: fake.gateway.resumed_count >= 1, timeout=10, what="RESUME")
     # A take whose interaction expired before it was ready: delivered into the channel instead.

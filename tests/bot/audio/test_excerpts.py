@@ -47,9 +47,25 @@ def test_style_uses_all_of_a_short_file_and_refuses_a_too_short_one():
     assert str(caught.value) == "Style needs at least 1.5 s of audio; this file has 0.8 s."
     with pytest.raises(AudioTooShortError, match=r"Style needs at least 1\.5 s of audio; from 9\.0 s .* 1\.0 s left"):
         style_excerpt(_ramp(10.0), RATE, start_s=9.0)
-    # 1.46 s is reported as 1.4 s, never as the contradictory "1.5 s".
-    with pytest.raises(AudioTooShortError, match=r"this file has 1\.4 s\."):
+    # Just short of the minimum reads as precisely as it takes: never "1.5 s" (contradictory), never "1.4 s" (wrong).
+    with pytest.raises(AudioTooShortError, match=r"this file has 1\.46 s\."):
         style_excerpt(_ramp(1.46), RATE)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(1.4995, "1.4995 s"), (1.49, "1.49 s"), (1.4, "1.4 s"), (0.96, "1.0 s")]
+)
+def test_a_length_just_under_the_minimum_is_reported_as_it_is(seconds, shown):
+    rate = 40000  # 1.4995 s is a whole number of samples
+    with pytest.raises(AudioTooShortError) as caught:
+        style_excerpt(np.zeros((1, round(seconds * rate)), dtype=np.float32), rate)
+    assert str(caught.value) == f"Style needs at least 1.5 s of audio; this file has {shown}."
+
+
+def test_a_clip_of_exactly_the_minimum_is_not_refused_for_a_sample_lost_in_resampling():
+    model_rate = 32000
+    clip = np.zeros((1, round(1.5 * model_rate) - 1), dtype=np.float32)
+    assert style_excerpt(clip, model_rate).duration_s == pytest.approx(1.5, abs=1e-4)
 
 
 def test_melody_takes_the_first_duration_or_from_a_start():

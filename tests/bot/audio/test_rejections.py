@@ -62,7 +62,7 @@ CASES = [
     Case("silent-video.mp4", NoAudioStreamError, "This video has no sound track"),
     Case("hostile-path", NotAudioError, "This file is a text file, not audio."),
     Case("song.wma", UnsupportedAudioFormatError, "This file is a WMA/WMV (ASF) file"),
-    Case("wavpack.mka", UnsupportedAudioFormatError, "encoded as wavpack"),
+    Case("wavpack.mka", UnsupportedAudioFormatError, "encoded as WavPack"),
     Case("song.mid", NotAudioError, "MIDI file (notes, not sound"),
     Case("tags-only.mp3", DamagedAudioError, "holds only tags and no sound"),
     Case("valid:wav", AudioFileTooLargeError, "the limit is 0.1 MiB", limits=AudioLimits(max_bytes=100 * 1024)),

@@ -101,11 +101,24 @@ def test_a_style_excerpt_that_is_too_short_is_refused_before_anything_runs(clean
     assert no_engine == []
 
 
-def test_a_style_excerpt_shorter_than_the_asked_length_is_refused(clean_env, tmp_path, no_engine, capsys):
+def test_a_style_excerpt_shorter_than_the_asked_length_is_heard_whole_with_a_note(clean_env, tmp_path):
     _write_reference(tmp_path / "two.wav", 2.0)
-    code = main([*clean_env, "generate", "jazz", "--model", "debug-style", "--style", "two.wav", "-o", "y.wav"])
+    requests, _, notes = _build(["jazz", "--model", "debug-style", "--style", "two.wav", "-o", "y.wav"], tmp_path)
+    (request,) = requests
+    assert request.sampling.excerpt_length == 2.0
+    assert request.audio.shape == (1, 64000)
+    assert notes == (
+        "This clip has 2.0 s of audio, so the style model listens to the 2.0 s it has "
+        "(--excerpt-length asked for 3 s).",
+    )
+
+
+def test_an_excerpt_length_out_of_range_is_refused_naming_the_cli_option(clean_env, tmp_path, no_engine, capsys):
+    _write_reference(tmp_path / "two.wav", 2.0)
+    argv = ["jazz", "--model", "debug-style", "--style", "two.wav", "--excerpt-length", "5", "-o", "y.wav"]
+    code = main([*clean_env, "generate", *argv])
     assert code == 2
-    assert "style excerpt is 2.0 s long" in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith("error: --excerpt-length must be 1.5-4.5 seconds")
     assert no_engine == []
 
 
@@ -212,20 +225,22 @@ def twelve_seconds(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("mode", "seconds", "loud_from"),
+    ("mode", "model", "seconds", "loud_from"),
     [
-        pytest.param("melody", 2.0, None, id="melody-first-duration-seconds"),
-        pytest.param("style", 3.0, 0.0, id="style-loudest-window"),
-        pytest.param("continuation", 10.0, 4.0, id="continuation-last-10-s"),
+        pytest.param("melody", "debug", 2.0, None, id="melody-first-duration-seconds"),
+        pytest.param("style", "debug", 3.0, 0.0, id="style-loudest-window"),
+        pytest.param("continuation", "small", 10.0, 4.0, id="continuation-last-10-s"),
     ],
 )
-def test_conditioning_is_decoded_at_the_models_rate_and_cut_as_the_bot_does(twelve_seconds, mode, seconds, loud_from):
+def test_conditioning_is_decoded_at_the_models_rate_and_cut_as_the_bot_does(
+    twelve_seconds, mode, model, seconds, loud_from
+):
     from bot.audio import AudioLimits
     from bot.cli.generate import load_conditioning
     from bot.engine.registry import get_model_spec
     from bot.engine.types import Mode, SamplingParams
 
-    spec = get_model_spec("debug")
+    spec = get_model_spec(model)
     sampling = SamplingParams.for_mode(Mode(mode))
     wav, warnings = asyncio.run(
         load_conditioning(twelve_seconds, Mode(mode), spec, 2.0, sampling, AudioLimits(timeout_s=20))
@@ -238,6 +253,34 @@ def test_conditioning_is_decoded_at_the_models_rate_and_cut_as_the_bot_does(twel
         # window; a continuation keeps 2-12 s, so it begins 4 s in.
         loud = np.flatnonzero(np.abs(wav[0]) > 0.3)
         assert abs(loud[0] / spec.sample_rate - loud_from) < 0.06
+
+
+def test_a_continuation_longer_than_the_debug_window_is_cut_to_its_last_3_s_with_a_note(clean_env, tmp_path):
+    # What `jamgen generate --continue six_seconds.wav --model debug` used to refuse (the debug window is 4 s).
+    _write_reference(tmp_path / "six_seconds.wav", 6.0)
+    requests, _, notes = _build(["go on", "--model", "debug", "--continue", "six_seconds.wav", "-o", "y.wav"], tmp_path)
+    (request,) = requests
+    assert request.audio.shape == (1, 3 * 32000)
+    assert request.duration == pytest.approx(3.0 + 10.0)  # the prompt, then the default 10 s of new music
+    reference, _ = soundfile.read(str(tmp_path / "six_seconds.wav"), dtype="float32")
+    np.testing.assert_allclose(request.audio[0], reference[-3 * 32000 :], atol=1e-4)
+    assert notes == (
+        "Model 'debug' hears 4 s at a time, so it continues from the last 3.0 s of your 6.0 s, leaving room in "
+        "that window for new music.",
+    )
+
+
+@pytest.mark.slow
+def test_generate_continues_a_file_longer_than_the_window_and_says_what_it_kept(tmp_path):
+    _write_reference(tmp_path / "six_seconds.wav", 6.0)
+    argv = ["generate", "go on", "--continue", "six_seconds.wav", "--model", "debug", "--duration", "1", "-o", "x.wav"]
+    result = _jamgen(*argv, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "note: Model 'debug' hears 4 s at a time, so it continues from the last 3.0 s of your 6.0 s" in (
+        result.stderr
+    )
+    info = soundfile.info(str(tmp_path / "x.wav"))
+    assert abs(info.frames / info.samplerate - 4.0) < 0.1  # 3 s kept, then 1 s of new music
 
 
 def _build(argv, tmp_path):
@@ -266,7 +309,9 @@ def test_a_continuation_longer_than_the_limit_is_refused(clean_env, tmp_path):
 
     _write_reference(tmp_path / "riff.wav", 2.5)
     argv = ["go on", "--model", "debug", "--continue", "riff.wav", "--duration", "119", "-o", "y.mp3"]
-    with pytest.raises(UserInputError, match=r"would be 122 s long; the limit is 120 s\. Ask for at most 117 s\."):
+    with pytest.raises(
+        UserInputError, match=r"would be 122 s long; the limit is 120 s\. Ask for at most 117 s \(--duration\)\."
+    ):
         _build(argv, tmp_path)
 
 
