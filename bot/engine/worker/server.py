@@ -71,6 +71,9 @@ class Worker:
         self.send_lock = threading.Lock()
         self.inbox: queue.Queue[object] = queue.Queue()
         self.cancelled: set[str] = set()
+        # Ids of the batches read from the pipe and not finished: a cancel for any other id is stale
+        # (its batch ended before the cancel arrived) and must not hit a later retry with the same id.
+        self.pending: set[str] = set()
         self.cancel_lock = threading.Lock()
         self.generate_calls = 0
         self.busy = False
@@ -95,7 +98,7 @@ class Worker:
                 os._exit(0)
             if isinstance(message, CancelRequests):
                 with self.cancel_lock:
-                    self.cancelled.update(message.request_ids)
+                    self.cancelled.update(i for i in message.request_ids if i in self.pending)
             elif isinstance(message, HealthQuery):
                 self.send(
                     HealthReply(
@@ -107,6 +110,9 @@ class Worker:
                     )
                 )
             else:
+                if isinstance(message, SubmitBatch):
+                    with self.cancel_lock:
+                        self.pending.update(r.request_id for r in message.requests)
                 self.inbox.put(message)
                 if isinstance(message, Shutdown):
                     return
@@ -155,7 +161,9 @@ class Worker:
                 finally:
                     self.busy = False
                     with self.cancel_lock:
-                        self.cancelled.difference_update(r.request_id for r in message.requests)
+                        ids = {r.request_id for r in message.requests}
+                        self.cancelled -= ids
+                        self.pending -= ids
                     self.send(BatchDone(message.batch_id))
             elif isinstance(message, LoadModel):
                 self.load(message)

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from bot.engine.protocol import CancelRequests
 from bot.engine.types import (
     EngineError,
     GenerationCancelled,
@@ -191,6 +192,15 @@ async def test_cancelling_one_request_drops_only_its_row(engine):
     results = await task
     assert isinstance(results[0], GenerationCancelled)
     assert_take(results[1], duration=1.0)
+
+
+async def test_a_cancel_that_reaches_the_worker_after_its_batch_does_not_hit_a_retry_with_the_same_id(engine):
+    first = await engine.generate([request("retried-job:0", duration=1.0)])
+    assert_take(first[0], duration=1.0)
+    # A shutdown's cancel that arrives once the batch is over (the job is retried after the restart).
+    await asyncio.to_thread(engine._send, engine._worker, CancelRequests(("retried-job:0",)))
+    again = await engine.generate([request("retried-job:0", duration=1.0)])
+    assert_take(again[0], duration=1.0)
 
 
 async def test_out_of_memory_splits_the_batch_and_delivers_all_four(engine):
