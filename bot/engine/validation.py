@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -39,32 +39,11 @@ class OptionNames:
     excerpt_length: str
 
 
-DISCORD_OPTIONS = OptionNames(
-    duration="`duration:`",
-    top_k="`top_k:`",
-    top_p="`top_p:`",
-    temperature="`temperature:`",
-    cfg="`cfg:`",
-    cfg_beta="`cfg_beta:`",
-    seed="`seed:`",
-    eval_q="`eval_q:`",
-    excerpt_length="`excerpt_length:`",
-)
+_OPTION_FIELDS = [option.name for option in fields(OptionNames)]
+DISCORD_OPTIONS = OptionNames(**{name: f"`{name}:`" for name in _OPTION_FIELDS})
 # A reply to a message ("style: jazzier") has no options: messages then say what happened without naming one.
-MESSAGE_OPTIONS = OptionNames(
-    duration="", top_k="", top_p="", temperature="", cfg="", cfg_beta="", seed="", eval_q="", excerpt_length=""
-)
-CLI_OPTIONS = OptionNames(
-    duration="--duration",
-    top_k="--top-k",
-    top_p="--top-p",
-    temperature="--temperature",
-    cfg="--cfg",
-    cfg_beta="--cfg-beta",
-    seed="--seed",
-    eval_q="--eval-q",
-    excerpt_length="--excerpt-length",
-)
+MESSAGE_OPTIONS = OptionNames(**dict.fromkeys(_OPTION_FIELDS, ""))
+CLI_OPTIONS = OptionNames(**{name: "--" + name.replace("_", "-") for name in _OPTION_FIELDS})
 
 
 def style_seconds_heard(excerpt_length: float, clip_seconds: float) -> float:

@@ -744,11 +744,10 @@ class JamService:
 
     async def _run_batch_logged(self, batch: list[QueuedJob], claim: EngineClaim) -> None:
         try:
-            await self._run_batch(batch, claim)
+            await self._run_batch(batch, claim)  # releases the claim itself, before settling
         except Exception:
             log.exception("batch failed unexpectedly")
         finally:
-            claim.release()
             self._wakeup.set()  # settling may have put jobs back in the queue
 
     async def _run_batch(self, batch: list[QueuedJob], claim: EngineClaim) -> None:
