@@ -48,7 +48,7 @@ PROMPTS = ("lofi hip hop with warm piano", "fast drum and bass", "ambient pads",
 def rows(count: int, duration: float, first: int = 0) -> list[GenerationRequest]:
     sampling = SamplingParams()  # the bot's defaults: sampling, top-k 250, cfg 3
     return [
-        GenerationRequest(f"take-{i}", "bench", Mode.TEXT, f"{PROMPTS[i % len(PROMPTS)]} {i}", duration, sampling)
+        GenerationRequest("take", i, "bench", Mode.TEXT, f"{PROMPTS[i % len(PROMPTS)]} {i}", duration, sampling)
         for i in range(first, first + count)
     ]
 

@@ -131,7 +131,7 @@ def jamgen_call(model, batch: int, duration: float) -> np.ndarray:
     """The engine's generate call with the same settings."""
     sampling = SamplingParams(use_sampling=False, cfg_coef=CFG)
     texts = prompts(batch)
-    rows = [GenerationRequest(f"bench-{i}", "bench", Mode.TEXT, t, duration, sampling) for i, t in enumerate(texts)]
+    rows = [GenerationRequest("bench", i, "bench", Mode.TEXT, t, duration, sampling) for i, t in enumerate(texts)]
     output = run_call(model, rows, SEED, lambda done, total: None)
     return np.stack(output.audio)
 

@@ -29,8 +29,7 @@ from bot.engine.config import EngineConfig
 from bot.engine.types import Mode
 from bot.service import JamRequest, JamService, ServiceConfig
 from bot.store import JobStore
-from tests.bot.service.conftest import RecordingDeliverer
-from tests.bot.service.fakes import FakeEngine
+from tests.harness import FakeEngine, RecordingDeliverer
 
 
 def percentile(values: list[float], q: float) -> float:

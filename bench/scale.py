@@ -77,7 +77,7 @@ async def real_engines(duration: float, takes: int, rounds: int) -> dict[str, fl
     try:
 
         def batch(tag: str) -> list[GenerationRequest]:
-            return [GenerationRequest(f"{tag}:{i}", "debug", Mode.TEXT, "bench", duration) for i in range(1)]
+            return [GenerationRequest(tag, i, "debug", Mode.TEXT, "bench", duration) for i in range(1)]
 
         # Warm both (model load) before timing.
         await asyncio.gather(*(c.generate(batch(f"warm{i}")) for i, c in enumerate(clients)))
@@ -130,10 +130,16 @@ class SimEngine:
         return None
 
 
-class BenchService(JamService):
-    """The real service, minus rendering and delivery (not on the dispatch path)."""
+class NoDelivery:
+    """Rendering and delivery are not on the dispatch path being measured: finished batches stop here."""
 
-    async def _render_and_deliver(self, job: Job, results: list[GenerationResult]) -> None:
+    async def render_and_deliver(self, job: Job, results: list[GenerationResult]) -> None:
+        return None
+
+    async def deliver(self, delivery: object) -> list[int]:
+        return []
+
+    async def notify_failure(self, job: Job, message: str) -> None:
         return None
 
 
@@ -156,8 +162,10 @@ async def simulate(jobs: int, members: int, engines: int, time_scale: float) -> 
         sims = [SimEngine(time_scale) for _ in range(engines)]
         pool = EnginePool([(e, f"sim {i}") for i, e in enumerate(sims)])
         config = ServiceConfig(data_dir=Path(folder) / "data", max_batch=8, progress_interval=60.0, max_queue=jobs)
-        service = BenchService(config, store, pool, deliverer=None)  # type: ignore[arg-type]
-        await service.start()
+        service = JamService(config, store, pool)
+        skip = NoDelivery()
+        service.deliveries.render_and_deliver = skip.render_and_deliver  # type: ignore[method-assign]
+        await service.start(skip)
         while sum(len(ids) for e in sims for _, _, ids in e.runs) < jobs:
             await asyncio.sleep(0.05)
         finished = time.perf_counter()

@@ -1,7 +1,7 @@
 """jamgen: a self-hosted Discord bot that makes music with MusicGen on one GPU.
 
 The core package imports neither discord nor torch: Discord lives in
-``bot.client`` and ``cogs/``, torch and audiocraft in the engine's worker
+``bot.discord`` and ``cogs/``, torch and audiocraft in the engine's worker
 process (``bot.engine``).
 """
 

@@ -427,7 +427,12 @@ def render_reference_markdown() -> str:
 
 
 def _default_text(f: dataclasses.Field[Any]) -> str:
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    if f.default is not dataclasses.MISSING:
+        default = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        default = f.default_factory()
+    else:
+        raise AssertionError(f"setting {f.name} has no default")
     if isinstance(default, Secret):
         return ""
     if isinstance(default, bool):

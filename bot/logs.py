@@ -11,6 +11,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable
+from typing import TextIO
 
 MASK = "[redacted]"
 
@@ -60,7 +61,15 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "INFO", secrets: Iterable[str] = (), stream: object = None) -> logging.Handler:
+class _JamgenHandler(logging.StreamHandler[TextIO]):
+    """The handler :func:`configure_logging` installs; a later call replaces it."""
+
+    _jamgen = True
+
+
+def configure_logging(
+    level: str = "INFO", secrets: Iterable[str] = (), stream: TextIO | None = None
+) -> logging.Handler:
     """Set up the root logger: one line per event, secrets masked.
 
     Args:
@@ -71,13 +80,12 @@ def configure_logging(level: str = "INFO", secrets: Iterable[str] = (), stream: 
     Returns:
         the installed handler, so tests can remove it.
     """
-    handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+    handler = _JamgenHandler(stream or sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_jamgen", False)]:
         root.removeHandler(old)
-    handler._jamgen = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
     # numba dumps bytecode at DEBUG (megabytes per start): never useful to an admin.

@@ -10,18 +10,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import JamBot, clip, send_ephemeral
+from bot.discord.bot import JamBot
+from bot.discord.interactions import ADMIN_PERMS, is_guild_admin, send_ephemeral, settings_text
+from bot.discord.render import clip
 from bot.errors import UserInputError
-
-ADMIN_PERMS = discord.Permissions(manage_guild=True)
-
-
-def is_guild_admin(interaction: discord.Interaction) -> bool:
-    """Server-side check: Manage Server in this guild."""
-    perms = getattr(interaction.user, "guild_permissions", None)
-    if interaction.guild is None or perms is None or not perms.manage_guild:
-        raise app_commands.CheckFailure("admins only")
-    return True
 
 
 class Admin(commands.GroupCog, group_name="jam", group_description="jamgen settings for server admins"):
@@ -43,7 +35,7 @@ class Admin(commands.GroupCog, group_name="jam", group_description="jamgen setti
     @settings_group.command(name="show", description="Show this server's jamgen settings")
     async def settings_show(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        await send_ephemeral(interaction, await self._render_settings(interaction.guild_id))
+        await send_ephemeral(interaction, await settings_text(self.bot, interaction.guild_id))
 
     @settings_group.command(name="set", description="Change this server's defaults")
     @app_commands.describe(
@@ -78,7 +70,7 @@ class Admin(commands.GroupCog, group_name="jam", group_description="jamgen setti
             raise UserInputError("Tell me at least one setting to change.")
         assert interaction.guild_id is not None
         await self.bot.service.update_guild_settings(interaction.guild_id, **changes)
-        await send_ephemeral(interaction, "✅ Saved.\n" + await self._render_settings(interaction.guild_id))
+        await send_ephemeral(interaction, "✅ Saved.\n" + await settings_text(self.bot, interaction.guild_id))
 
     @settings_group.command(name="models", description="Choose which models members may use")
     @app_commands.describe(models="Comma-separated model names, or 'all'")
@@ -87,7 +79,7 @@ class Admin(commands.GroupCog, group_name="jam", group_description="jamgen setti
         names = () if models.strip().lower() == "all" else tuple(m.strip() for m in models.split(",") if m.strip())
         assert interaction.guild_id is not None
         await self.bot.service.update_guild_settings(interaction.guild_id, enabled_models=names)
-        await send_ephemeral(interaction, "✅ Saved.\n" + await self._render_settings(interaction.guild_id))
+        await send_ephemeral(interaction, "✅ Saved.\n" + await settings_text(self.bot, interaction.guild_id))
 
     @settings_group.command(name="channel", description="Allow or disallow jamgen in a channel")
     @app_commands.describe(channel="The channel", allowed="Allow jams here (with no allowed channel, all are)")
@@ -97,7 +89,7 @@ class Admin(commands.GroupCog, group_name="jam", group_description="jamgen setti
         await interaction.response.defer(ephemeral=True, thinking=True)
         assert interaction.guild_id is not None
         await self.bot.service.set_channel_allowed(interaction.guild_id, channel.id, allowed)
-        await send_ephemeral(interaction, "✅ Saved.\n" + await self._render_settings(interaction.guild_id))
+        await send_ephemeral(interaction, "✅ Saved.\n" + await settings_text(self.bot, interaction.guild_id))
 
     @settings_group.command(name="tier", description="Give a role its own daily budget")
     @app_commands.describe(role="The role", seconds="Seconds of music per day (leave out to remove the tier)")
@@ -110,25 +102,7 @@ class Admin(commands.GroupCog, group_name="jam", group_description="jamgen setti
         await interaction.response.defer(ephemeral=True, thinking=True)
         assert interaction.guild_id is not None
         await self.bot.service.set_role_tier(interaction.guild_id, role.id, seconds)
-        await send_ephemeral(interaction, "✅ Saved.\n" + await self._render_settings(interaction.guild_id))
-
-    async def _render_settings(self, guild_id: int | None) -> str:
-        assert guild_id is not None
-        g = await self.bot.service.guild_settings(guild_id)
-        channels = ", ".join(f"<#{c}>" for c in g.allowed_channel_ids) or "all channels"
-        models = ", ".join(g.enabled_models) or "all models"
-        tiers = ", ".join(f"<@&{r}>: {s} s" for r, s in g.role_tiers.items()) or "none"
-        budget = g.default_budget if g.default_budget is not None else self.bot.settings.daily_budget_seconds
-        return clip(
-            f"**Default model:** {g.default_model or self.bot.settings.default_model}\n"
-            f"**Models:** {models}\n**Channels:** {channels}\n"
-            f"**Max duration:** {g.max_duration or self.bot.settings.max_duration} s · "
-            f"**max takes:** {g.max_takes or self.bot.settings.max_takes}\n"
-            f"**Remix by reply:** {'on' if g.remix_by_reply else 'off'} (default mode {g.remix_mode})\n"
-            f"**Daily budget:** {budget:g} s"
-            f" · **role tiers:** {tiers}",
-            1900,
-        )
+        await send_ephemeral(interaction, "✅ Saved.\n" + await settings_text(self.bot, interaction.guild_id))
 
     # ------------------------------------------------------------- quotas
     @quota_group.command(name="set", description="Set a member's daily budget (leave out seconds to clear)")
@@ -208,6 +182,8 @@ class Admin(commands.GroupCog, group_name="jam", group_description="jamgen setti
 async def setup(bot: JamBot) -> None:
     """Load the cog with admin-only default permissions."""
     cog = Admin(bot)
-    cog.app_command.default_permissions = ADMIN_PERMS
-    cog.app_command.guild_only = True
+    group = cog.app_command
+    assert group is not None  # a GroupCog always has its group
+    group.default_permissions = ADMIN_PERMS
+    group.guild_only = True
     await bot.add_cog(cog)

@@ -2,42 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import (
-    JamBot,
-    melody_model_autocomplete,
-    member_context,
-    model_autocomplete,
-    read_attachment,
-    submit_and_track,
-)
-from bot.engine.types import Mode, SamplingParams
-from bot.service import AudioInput, JamRequest
+from bot.discord.bot import JamBot
+from bot.discord.interactions import melody_model_autocomplete, model_autocomplete, sampling_from, submit_command
+from bot.engine.types import Mode
 
 MAX_SEED = 2**31 - 1
-
-
-def sampling_from(
-    top_k: int | None = None,
-    top_p: float | None = None,
-    temperature: float | None = None,
-    cfg: float | None = None,
-    **style: Any,
-) -> SamplingParams:
-    """Sampling parameters with the member's overrides on top of the defaults."""
-    defaults = SamplingParams()
-    return SamplingParams(
-        top_k=defaults.top_k if top_k is None else top_k,
-        top_p=defaults.top_p if top_p is None else top_p,
-        temperature=defaults.temperature if temperature is None else temperature,
-        cfg_coef=defaults.cfg_coef if cfg is None else cfg,
-        **{k: v for k, v in style.items() if v is not None},
-    )
 
 
 class Generate(commands.Cog):
@@ -45,22 +18,6 @@ class Generate(commands.Cog):
 
     def __init__(self, bot: JamBot) -> None:
         self.bot = bot
-
-    async def _submit(
-        self,
-        interaction: discord.Interaction,
-        attachment: discord.Attachment | None = None,
-        source: dict[str, Any] | None = None,
-        **fields: Any,
-    ) -> None:
-        """Defer privately, download the attachment (if any), and submit."""
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        if attachment is not None:
-            data = await read_attachment(self.bot, attachment)
-            fields["audio"] = AudioInput(data=data, filename=attachment.filename, **(source or {}))
-        if fields.get("model") is None and fields["mode"] != Mode.TEXT:
-            fields["model"] = await self.bot.service.default_model_for(interaction.guild_id, fields["mode"])
-        await submit_and_track(self.bot, interaction, JamRequest(**member_context(interaction), **fields))
 
     @app_commands.command(name="generate", description="Make music from a text prompt")
     @app_commands.describe(
@@ -88,7 +45,8 @@ class Generate(commands.Cog):
         temperature: app_commands.Range[float, 0.05, 5.0] | None = None,
         cfg: app_commands.Range[float, 0.0, 20.0] | None = None,
     ) -> None:
-        await self._submit(
+        await submit_command(
+            self.bot,
             interaction,
             mode=Mode.TEXT,
             prompt=prompt,
@@ -115,7 +73,9 @@ class Generate(commands.Cog):
         duration: app_commands.Range[int, 1, 300] | None = None,
         model: str | None = None,
     ) -> None:
-        await self._submit(interaction, audio, mode=Mode.MELODY, prompt=prompt, duration=duration, model=model)
+        await submit_command(
+            self.bot, interaction, audio, mode=Mode.MELODY, prompt=prompt, duration=duration, model=model
+        )
 
     @app_commands.command(name="style", description="Make music in the style of a short excerpt (MusicGen-Style)")
     @app_commands.describe(
@@ -140,7 +100,8 @@ class Generate(commands.Cog):
         cfg: app_commands.Range[float, 0.0, 20.0] = 3.0,
         cfg_beta: app_commands.Range[float, 0.0, 20.0] = 5.0,
     ) -> None:
-        await self._submit(
+        await submit_command(
+            self.bot,
             interaction,
             audio,
             {"start": excerpt_start},
@@ -167,8 +128,14 @@ class Generate(commands.Cog):
         end: app_commands.Range[float, 0.0, 3600.0] | None = None,
         duration: app_commands.Range[int, 1, 300] | None = None,
     ) -> None:
-        await self._submit(
-            interaction, audio, {"start": start, "end": end}, mode=Mode.CONTINUATION, prompt=prompt, duration=duration
+        await submit_command(
+            self.bot,
+            interaction,
+            audio,
+            {"start": start, "end": end},
+            mode=Mode.CONTINUATION,
+            prompt=prompt,
+            duration=duration,
         )
 
 

@@ -6,7 +6,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import COLOUR, JamBot, clip, format_seconds, member_context, message_url, send_ephemeral
+from bot.discord.bot import JamBot
+from bot.discord.interactions import member_context, send_ephemeral
+from bot.discord.render import COLOUR, clip, message_url
+from bot.service.recipes import Recipe
 
 HELP_TEXT = """\
 **Making music with jamgen**
@@ -81,7 +84,7 @@ class Library(commands.Cog):
         embed.add_field(name="Model", value=job.model)
         embed.add_field(name="Mode", value=job.mode)
         embed.add_field(name="By", value=f"<@{job.user_id}>")
-        embed.add_field(name="Duration", value=f"{job.params.get('duration', 0):g} s")
+        embed.add_field(name="Duration", value=f"{Recipe.from_job(job).duration:g} s")
         seeds = [str(t.get("seed")) for t in (job.extra or {}).get("takes", [])] or [str(job.seed or "random")]
         embed.add_field(name="Seed", value=", ".join(seeds))
         chain = " → ".join(f"`{j.id}`" for j in lineage)
@@ -127,6 +130,3 @@ class Library(commands.Cog):
 async def setup(bot: JamBot) -> None:
     """Load the cog."""
     await bot.add_cog(Library(bot))
-
-
-__all__ = ["HELP_TEXT", "Library", "format_seconds"]

@@ -1,136 +1,20 @@
-"""Remix anything with audio: the "Remix with jamgen" context menu, its modal, and reply-to-remix."""
+"""Remix anything with audio: the "Remix with jamgen" context menu and reply-to-remix.
+
+The modal, the mode words and the reply's request live in ``bot/discord/remix.py``.
+"""
 
 from __future__ import annotations
-
-import logging
-import re
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import (
-    NO_MENTIONS,
-    JamBot,
-    LiveJob,
-    member_context,
-    missing_posting_permissions,
-    read_attachment,
-    render_receipt,
-    report_error,
-    submit_and_track,
-    track_progress,
-)
-from bot.errors import JamgenError, UserInputError
-from bot.service import AudioInput, JamRequest, Mode
-
-log = logging.getLogger("jamgen.cogs.remix")
-
-MODE_WORDS = {"melody": Mode.MELODY, "style": Mode.STYLE, "continue": Mode.CONTINUATION, "extend": Mode.CONTINUATION}
-PREFIX = re.compile(r"^\s*(melody|style|continue|extend)\s*:\s*", re.IGNORECASE)
-AUDIO_TYPES = ("audio/", "video/")
-
-
-def audio_attachments(message: discord.Message) -> list[discord.Attachment]:
-    """Attachments that look like audio (Discord's content type, else the extension)."""
-    found = []
-    for attachment in message.attachments:
-        kind = attachment.content_type or ""
-        if kind.startswith(AUDIO_TYPES) or attachment.filename.lower().endswith(
-            (".mp3", ".wav", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".aiff", ".mp4", ".mov", ".webm", ".mkv")
-        ):
-            found.append(attachment)
-    return found
-
-
-def parse_mode(text: str, default: Mode) -> tuple[Mode, str]:
-    """Split a ``melody:``/``style:``/``continue:`` prefix off a remix prompt."""
-    match = PREFIX.match(text)
-    if not match:
-        return default, text.strip()
-    return MODE_WORDS[match.group(1).lower()], text[match.end() :].strip()
-
-
-def parse_mode_word(word: str) -> Mode:
-    """The mode named in the modal's mode field."""
-    key = word.strip().lower().rstrip(":")
-    if key not in MODE_WORDS:
-        raise UserInputError(f"Mode must be melody, style or continue; you wrote '{word[:30]}'.")
-    return MODE_WORDS[key]
-
-
-def parse_duration(text: str) -> int | None:
-    """The modal's duration field (empty = default)."""
-    text = text.strip().removesuffix("s").strip()
-    if not text:
-        return None
-    try:
-        return int(float(text))
-    except ValueError:
-        raise UserInputError(f"Duration must be a number of seconds; you wrote '{text[:20]}'.") from None
-
-
-class RemixModal(discord.ui.Modal, title="Remix with jamgen"):
-    """Asks for prompt, mode and duration, then submits a remix of a take or an attachment.
-
-    Args:
-        bot: the bot.
-        from_job: remix take ``take`` of this job …
-        take: … (0-based)
-        attachment: … or this attachment.
-        parent_id: lineage parent.
-    """
-
-    prompt: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
-        label="Prompt", placeholder="e.g. jazzy piano trio, brushed drums", max_length=2000, required=False
-    )
-    mode: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
-        label="Mode: melody, style or continue", default="melody", max_length=10
-    )
-    duration: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
-        label="Duration in seconds", placeholder="default", required=False, max_length=5
-    )
-
-    def __init__(
-        self,
-        bot: JamBot,
-        *,
-        from_job: str | None = None,
-        take: int = 0,
-        attachment: discord.Attachment | None = None,
-        parent_id: str | None = None,
-        default_mode: str = "melody",
-    ) -> None:
-        super().__init__()
-        self.bot = bot
-        self.from_job = from_job
-        self.take = take
-        self.attachment = attachment
-        self.parent_id = parent_id
-        self.mode.default = default_mode
-
-    async def on_submit(self, interaction: discord.Interaction) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        mode = parse_mode_word(self.mode.value)
-        data = await read_attachment(self.bot, self.attachment) if self.attachment else None
-        request = JamRequest(
-            **member_context(interaction),
-            mode=mode,
-            prompt=self.prompt.value,
-            duration=parse_duration(self.duration.value),
-            model=await self.bot.service.default_model_for(interaction.guild_id, mode),
-            audio=AudioInput(
-                data=data,
-                from_job=None if data else self.from_job,
-                take=self.take,
-                filename=self.attachment.filename if self.attachment else "",
-            ),
-            parent_id=self.parent_id or self.from_job,
-        )
-        await submit_and_track(self.bot, interaction, request)
-
-    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
-        await report_error(interaction, error)
+from bot.discord.bot import JamBot
+from bot.discord.interactions import report_error
+from bot.discord.remix import RemixModal, audio_attachments, can_answer, explain_hidden_files, remix_reply
+from bot.discord.render import job_id_of
+from bot.engine.types import Mode
+from bot.errors import UserInputError
 
 
 class Remix(commands.Cog):
@@ -146,7 +30,7 @@ class Remix(commands.Cog):
 
     async def remix_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
         """Apps ▸ Remix with jamgen: opens the remix modal for the message's audio."""
-        own_job = self.bot.job_id_of(message) if message.author.id == self.bot.user_id else None
+        own_job = job_id_of(message) if message.author.id == self.bot.user_id else None
         attachments = audio_attachments(message)
         if not attachments and own_job is None:
             await report_error(interaction, UserInputError("That message has no audio to remix."))
@@ -164,97 +48,19 @@ class Remix(commands.Cog):
             return
         to_us = referenced.author.id == self.bot.user_id
         mentioned = self.bot.user is not None and self.bot.user in message.mentions
-        own_job = self.bot.job_id_of(referenced) if to_us else None
+        own_job = job_id_of(referenced) if to_us else None
         attachments = audio_attachments(referenced)
         if mentioned and not to_us and not attachments and not self.bot.intents.message_content:
-            await self._explain_hidden_files(message)
+            await explain_hidden_files(self.bot, message)
             return
         if not (own_job or (mentioned and attachments)):
             return
         guild = await self.bot.service.guild_settings(message.guild.id)
         if not guild.remix_by_reply:
             return
-        if not await self._can_answer(message):
+        if not await can_answer(message):
             return
-        text = message.content
-        if self.bot.user is not None:
-            text = text.replace(self.bot.user.mention, "").replace(f"<@!{self.bot.user.id}>", "")
-        mode, prompt = parse_mode(text, Mode(guild.remix_mode))
-        # The reply's own audio, when it has some, is the input; the replied-to take stays the parent.
-        own_audio = audio_attachments(message) if own_job else []
-        source = own_audio[0] if own_audio else None if own_job else attachments[0]
-        author = message.author
-        try:
-            data = await read_attachment(self.bot, source) if source else None
-            request = JamRequest(
-                user_id=author.id,
-                guild_id=message.guild.id,
-                channel_id=message.channel.id,
-                mode=mode,
-                prompt=prompt,
-                model=await self.bot.service.default_model_for(message.guild.id, mode),
-                audio=AudioInput(
-                    data=data, from_job=None if source else own_job, filename=source.filename if source else ""
-                ),
-                parent_id=own_job,
-                role_ids=tuple(r.id for r in getattr(author, "roles", ())),
-                is_admin=bool(getattr(author, "guild_permissions", None) and author.guild_permissions.manage_guild),  # type: ignore[union-attr]
-                reply_to_message_id=message.id,
-            )
-            receipt = await self.bot.service.submit(request)
-        except JamgenError as exc:
-            await self.bot.reply_briefly(message, f"⚠️ {exc.message}")
-            return
-        live = LiveJob()
-        track_progress(self.bot, receipt.job_id, live)
-        try:
-            live.progress_message = await message.reply(
-                render_receipt(receipt), view=self.bot.progress_view(receipt.job_id), allowed_mentions=NO_MENTIONS
-            )
-            await self.bot.service.remember_progress_message(receipt.job_id, live.progress_message.id)
-        except discord.HTTPException as exc:
-            # The take is still made and posted (or refunded if that fails too); only the receipt is missing.
-            log.info("job %s: could not show its progress reply: %s", receipt.job_id, exc.status)
-        finally:
-            live.shown.set()
-
-    async def _explain_hidden_files(self, message: discord.Message) -> None:
-        """Without the Message Content intent, Discord hands over another member's message with its
-        files removed (it does not mention jamgen): say what works instead of ignoring the mention."""
-        if not await self._can_answer(message):
-            return
-        await self.bot.reply_briefly(
-            message,
-            "ℹ️ jamgen can't see the files of a message that doesn't mention it. To remix that audio, "
-            "use *Apps ▸ Remix with jamgen* on the message (right-click or long-press), or attach the file "
-            "to a `/melody`, `/style` or `/continue`.",
-        )
-
-    async def _can_answer(self, message: discord.Message) -> bool:
-        """Whether jamgen may reply with a track here; if not, tell the member by DM (nothing is charged).
-
-        A message event has no private answer like an interaction's: a direct message is the only
-        private way, and members may have closed their DMs, so that is tried once and let go.
-        """
-        channel = message.channel
-        me = message.guild.me if message.guild else None
-        if me is None or not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
-            return True
-        missing = missing_posting_permissions(
-            channel.permissions_for(me), in_thread=isinstance(channel, discord.Thread), replying=True
-        )
-        if not missing:
-            return True
-        log.info("reply-to-remix in channel %s skipped: jamgen lacks %s there", channel.id, ", ".join(missing))
-        text = (
-            f"jamgen can't answer your reply in {channel.mention}: it needs {', '.join(missing)} there. "
-            "Nothing was charged. Ask a server admin to allow it, or remix from a channel where jamgen can post."
-        )
-        try:
-            await message.author.send(text, allowed_mentions=NO_MENTIONS)
-        except discord.HTTPException as exc:
-            log.info("could not tell member %s by DM either: %s", message.author.id, exc.status)
-        return False
+        await remix_reply(self.bot, message, own_job=own_job, heard=attachments, default_mode=Mode(guild.remix_mode))
 
 
 async def setup(bot: JamBot) -> None:

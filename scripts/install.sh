@@ -3,7 +3,7 @@
 # the pinned Python packages, audiocraft (tts-webui-audiocraft, --no-deps) and jamgen itself.
 # Idempotent: a second run checks a hash of the inputs and returns at once.
 # Used by `make run`, `make test`, .ci/run and the Dockerfile: one recipe, no drift.
-#   scripts/install.sh [--dev]     --dev adds pytest, hypothesis and ruff
+#   scripts/install.sh [--dev]     --dev adds pytest, hypothesis, ruff and mypy
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -2,9 +2,9 @@
 """Draw docs/img/result-message.png: a mock-up of a jamgen result message for the README.
 
 No Discord runs here, so the picture is an HTML imitation of the message the bot posts
-(bot/client.py ``result_embeds`` and cogs/buttons.py ``result_view``), with a waveform drawn by
-jamgen's own ``bot.audio.waveform_png`` from a synthetic beat, photographed by headless Chromium
-(Debian: ``apt-get install chromium``).
+(bot/discord/render.py ``result_embeds`` and bot/discord/views.py ``result_view``), with a
+waveform drawn by jamgen's own ``bot.audio.waveform_png`` from a synthetic beat, photographed by
+headless Chromium (Debian: ``apt-get install chromium``).
 
     .venv/bin/python scripts/render_mockup.py
 """

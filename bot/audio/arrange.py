@@ -36,12 +36,12 @@ import numpy as np
 
 from bot.audio.analysis import analyse
 from bot.audio.encode import MAX_RECIPE_BYTES, EncodedTrack, TrackTags, encode
-from bot.audio.errors import OutputTooLargeError, format_mib, format_seconds
+from bot.audio.errors import OutputTooLargeError, format_mib
 from bot.audio.inputs import decode
 from bot.audio.limits import AudioLimits
 from bot.audio.loudness import Normalization, integrated_loudness
 from bot.audio.probe import ProbeInfo, probe
-from bot.errors import UserInputError
+from bot.errors import UserInputError, format_seconds
 
 LOOP_CROSSFADE_S = 0.02
 CONTINUATION_CROSSFADE_S = 0.1
@@ -155,8 +155,8 @@ def loop_cut(
                 crossfade_s=fade / sample_rate,
             )
     raise TooShortToLoopError(
-        f"This take is {format_seconds(total / sample_rate)} long, shorter than one bar at {bpm:.0f} BPM "
-        f"({format_seconds(bar_s)}); there is nothing to loop."
+        f"This take is {format_seconds(total / sample_rate, floor=True)} long, shorter than one bar at {bpm:.0f} BPM "
+        f"({format_seconds(bar_s, floor=True)}); there is nothing to loop."
     )
 
 
@@ -456,7 +456,8 @@ async def bounce(
     longest = sum(info.duration_s for info in infos)
     if longest > max_seconds:
         raise BounceTooLongError(
-            f"These takes add up to {format_seconds(longest)}; jamgen bounces at most {format_seconds(max_seconds)}. "
+            f"These takes add up to {format_seconds(longest, floor=True)}; jamgen bounces at most "
+            f"{format_seconds(max_seconds, floor=True)}. "
             "Bounce a shorter chain (pick an earlier take)."
         )
     rate = max(info.sample_rate for info in infos)
@@ -496,7 +497,7 @@ async def bounce(
         )
     except OutputTooLargeError:
         raise BounceTooLongError(
-            f"The bounce is {format_seconds(mixed.shape[-1] / rate)} long: too big for the "
+            f"The bounce is {format_seconds(mixed.shape[-1] / rate, floor=True)} long: too big for the "
             f"{format_mib(byte_limit)} upload limit even at 64 kbps. Bounce a shorter chain (pick an earlier take)."
         ) from None
     return BounceTrack(

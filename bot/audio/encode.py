@@ -28,13 +28,13 @@ from bot.audio.errors import (
     OutputTooLargeError,
     RecipeNotFoundError,
     format_mib,
-    format_seconds,
 )
 from bot.audio.limits import MIB, AudioLimits
 from bot.audio.loudness import Normalization, level
 from bot.audio.probe import file_size, run_ffprobe
 from bot.audio.sniff import sniff_file
 from bot.audio.tools import FFMPEG, ToolTimeoutError, run_tool
+from bot.errors import format_seconds
 
 OutputFormat = Literal["mp3", "wav", "flac"]
 OUTPUT_FORMATS: tuple[str, ...] = ("mp3", "wav", "flac")
@@ -255,16 +255,18 @@ async def encode(
         if not candidates:
             longest = max(0.0, (byte_limit - 2 * tag_bytes - _MP3_OVERHEAD_BYTES) / (MP3_BITRATES_KBPS[-1] * 125))
             raise OutputTooLargeError(
-                f"A {format_seconds(duration_s)} track does not fit the {format_mib(byte_limit)} upload limit even "
-                f"as {MP3_BITRATES_KBPS[-1]} kbps MP3; ask for at most {format_seconds(longest)}."
+                f"A {format_seconds(duration_s, floor=True)} track does not fit the {format_mib(byte_limit)} upload "
+                "limit even "
+                f"as {MP3_BITRATES_KBPS[-1]} kbps MP3; ask for at most {format_seconds(longest, floor=True)}."
             )
     else:
         bytes_per_second = sample_rate * channels * 2
         if fmt == "wav" and samples * channels * 2 + tag_bytes + 1024 > byte_limit:
             raise OutputTooLargeError(
-                f"This {format_seconds(duration_s)} track would be {format_mib(samples * channels * 2)} as WAV, over "
+                f"This {format_seconds(duration_s, floor=True)} track would be {format_mib(samples * channels * 2)} "
+                "as WAV, over "
                 f"the {format_mib(byte_limit)} upload limit; choose MP3 or ask for at most "
-                f"{format_seconds(max(0.0, byte_limit - tag_bytes - 1024) / bytes_per_second)}."
+                f"{format_seconds(max(0.0, byte_limit - tag_bytes - 1024) / bytes_per_second, floor=True)}."
             )
         candidates = [0]
 
@@ -296,7 +298,7 @@ async def encode(
         if chosen is None:
             what = "as 64 kbps MP3" if fmt == "mp3" else f"as {fmt.upper()}"
             raise OutputTooLargeError(
-                f"This {format_seconds(duration_s)} track is {format_mib(size)} {what}, over the "
+                f"This {format_seconds(duration_s, floor=True)} track is {format_mib(size)} {what}, over the "
                 f"{format_mib(byte_limit)} upload limit; ask for a shorter track"
                 + (" or choose MP3." if fmt != "mp3" else ".")
             )

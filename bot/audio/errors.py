@@ -7,7 +7,7 @@ server path; at most the name the user gave.
 
 from __future__ import annotations
 
-from bot.errors import ConfigError, InternalError, UserInputError
+from bot.errors import ConfigError, InternalError, UserInputError, format_seconds
 
 ACCEPTED_FORMATS_TEXT = "MP3, WAV, FLAC, OGG/Opus, M4A/AAC or AIFF (or the sound of an MP4, MOV, WebM or MKV video)"
 
@@ -89,24 +89,6 @@ class AudioToolMissingError(ConfigError):
     """ffmpeg or ffprobe is not installed or not on PATH."""
 
 
-def format_seconds(seconds: float) -> str:
-    """A duration the way a person says it: "0.8 s", "42 s", "7 min 5 s", "3 h 0 min".
-
-    Args:
-        seconds: the duration.
-    """
-    if seconds < 10:
-        # Round down so "needs 1.5 s, has 1.5 s" can never be printed for 1.46 s.
-        return f"{int(seconds * 10) / 10:.1f} s"
-    if seconds < 60:
-        return f"{int(seconds)} s"
-    if seconds < 3600:
-        minutes, rest = divmod(int(seconds), 60)
-        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
-    hours, rest = divmod(int(seconds), 3600)
-    return f"{hours} h {rest // 60} min"
-
-
 def format_seconds_against(seconds: float, limit: float) -> str:
     """A duration set against a limit, as precise as it takes to read on the right side of it.
 
@@ -117,8 +99,8 @@ def format_seconds_against(seconds: float, limit: float) -> str:
         seconds: the duration measured.
         limit: the minimum or maximum it is compared with.
     """
-    shown = format_seconds(seconds)
-    if seconds >= 10 and shown != format_seconds(limit):
+    shown = format_seconds(seconds, floor=True)
+    if seconds >= 10 and shown != format_seconds(limit, floor=True):
         return shown
     for digits in range(1, 5):
         rounded = round(seconds, digits)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bot.audio.errors import AudioTooShortError, format_seconds, format_seconds_against
+from bot.audio.errors import AudioTooShortError, format_seconds_against
+from bot.errors import format_seconds
 
 MIN_STYLE_S = 1.5
 MAX_STYLE_S = 4.5
@@ -62,7 +63,8 @@ def _check_start(start_s: float, total_s: float, purpose: str) -> None:
         raise AudioTooShortError(f"The {purpose} start cannot be negative (got {start_s:g} s).")
     if start_s >= total_s:
         raise AudioTooShortError(
-            f"The {purpose} start ({format_seconds(start_s)}) is past the end of this file ({format_seconds(total_s)})."
+            f"The {purpose} start ({format_seconds(start_s, floor=True)}) is past the end of this file "
+            f"({format_seconds(total_s, floor=True)})."
         )
 
 
@@ -116,7 +118,8 @@ def style_excerpt(
         _check_start(start_s, total_s, "style")
         if total_s - start_s < MIN_STYLE_S - LENGTH_TOLERANCE_S:
             raise AudioTooShortError(
-                f"Style needs at least {MIN_STYLE_S:g} s of audio; from {format_seconds(start_s)} this file has "
+                f"Style needs at least {MIN_STYLE_S:g} s of audio; from {format_seconds(start_s, floor=True)} this "
+                "file has "
                 f"only {format_seconds_against(total_s - start_s, MIN_STYLE_S)} left."
             )
     start = round(start_s * sample_rate)
@@ -145,7 +148,8 @@ def melody_excerpt(audio: np.ndarray, sample_rate: int, duration_s: float, *, st
     _check_start(start_s, total_s, "melody")
     if total_s - start_s < MIN_MELODY_S - LENGTH_TOLERANCE_S:
         raise AudioTooShortError(
-            f"Melody needs at least {MIN_MELODY_S:g} s of audio; from {format_seconds(start_s)} this file has only "
+            f"Melody needs at least {MIN_MELODY_S:g} s of audio; from {format_seconds(start_s, floor=True)} this "
+            "file has only "
             f"{format_seconds_against(total_s - start_s, MIN_MELODY_S)} left."
         )
     start = round(start_s * sample_rate)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.audio.errors import AudioTooLongError, format_mib, format_seconds
+from bot.audio.errors import AudioTooLongError, format_mib
 from bot.audio.limits import AudioLimits
 from bot.audio.probe import (
     ProbeInfo,
@@ -32,6 +32,7 @@ from bot.audio.probe import (
     too_long_error,
 )
 from bot.audio.tools import FFMPEG, ToolTimeoutError, run_tool
+from bot.errors import format_seconds
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,8 @@ async def decode(
     if shortfall > max(_SHORTFALL_S, _SHORTFALL_FRACTION * info.duration_s) and _cut_off(info, result.stderr):
         raise damaged_error(
             info.label,
-            f"it stops after {format_seconds(decoded_s)} although its header says {format_seconds(info.duration_s)}",
+            f"it stops after {format_seconds(decoded_s, floor=True)} although its header says "
+            f"{format_seconds(info.duration_s, floor=True)}",
         )
     raw = result.stdout
     if 0 < decoded_s - info.duration_s <= _PADDING_TRIM_S:

@@ -9,11 +9,14 @@ MIB = 1024 * 1024
 
 
 class _AudioSettings(Protocol):
-    """The part of ``bot.config.Settings`` the limits are read from."""
+    """The part of ``bot.config.Settings`` the limits are read from (read-only: Settings is frozen)."""
 
-    max_attachment_mb: float
-    max_input_minutes: float
-    ffmpeg_timeout: float
+    @property
+    def max_attachment_mb(self) -> float: ...
+    @property
+    def max_input_minutes(self) -> float: ...
+    @property
+    def ffmpeg_timeout(self) -> float: ...
 
 
 @dataclass(frozen=True)

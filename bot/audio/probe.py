@@ -30,12 +30,12 @@ from bot.audio.errors import (
     TooManyChannelsError,
     UnsupportedAudioFormatError,
     format_mib,
-    format_seconds,
     format_seconds_against,
 )
 from bot.audio.limits import AudioLimits
 from bot.audio.sniff import ALLOWED_DEMUXERS, Sniffed, sniff_file
 from bot.audio.tools import FFMPEG, FFPROBE, ToolTimeoutError, run_tool
+from bot.errors import format_seconds
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ def too_long_error(duration_s: float, limits: AudioLimits) -> AudioTooLongError:
     """
     return AudioTooLongError(
         f"This audio is {format_seconds_against(duration_s, limits.max_duration_s)} long; the limit is "
-        f"{format_seconds(limits.max_duration_s)}. Trim it and attach it again."
+        f"{format_seconds(limits.max_duration_s, floor=True)}. Trim it and attach it again."
     )
 
 

@@ -20,8 +20,8 @@ from bot.audio.errors import (
     NotAudioError,
     PlaylistNotAllowedError,
     UnsupportedAudioFormatError,
-    format_seconds,
 )
+from bot.errors import format_seconds
 
 HEAD_BYTES = 64 * 1024
 
@@ -330,8 +330,8 @@ def check_wav_header(head: bytes, size: int) -> None:
             if chunk_size in (0, 0xFFFFFFFF) or body + chunk_size <= size + 1:
                 return
             if byte_rate > 0:
-                claimed = format_seconds(chunk_size / byte_rate)
-                held = format_seconds(max(size - body, 0) / byte_rate)
+                claimed = format_seconds(chunk_size / byte_rate, floor=True)
+                held = format_seconds(max(size - body, 0) / byte_rate, floor=True)
                 detail = f"its header says it holds {claimed} of audio, but the file ends after {held}"
             else:
                 detail = "its header claims more audio than the file holds"

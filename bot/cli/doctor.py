@@ -254,7 +254,7 @@ async def probe_device(requested: str, timeout_s: float = DEVICE_PROBE_TIMEOUT_S
         requested: JAMGEN_DEVICE (auto, cuda or cpu).
         timeout_s: seconds the child may take (the imports take several seconds).
     """
-    versions = {"torch": _installed("torch"), "audiocraft": _installed("tts-webui-audiocraft")}
+    torch_version, audiocraft_version = _installed("torch"), _installed("tts-webui-audiocraft")
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
@@ -269,14 +269,18 @@ async def probe_device(requested: str, timeout_s: float = DEVICE_PROBE_TIMEOUT_S
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        return DeviceReport(**versions, import_error=f"importing torch and audiocraft took over {timeout_s:g} s")
+        return DeviceReport(
+            torch=torch_version,
+            audiocraft=audiocraft_version,
+            import_error=f"importing torch and audiocraft took over {timeout_s:g} s",
+        )
     lines = stdout.decode("utf-8", "replace").strip().splitlines()
     try:
         found = json.loads(lines[-1])
     except (IndexError, ValueError):
         tail = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
-        return DeviceReport(**versions, import_error=tail[0][:300])
-    return DeviceReport(**versions, **found)
+        return DeviceReport(torch=torch_version, audiocraft=audiocraft_version, import_error=tail[0][:300])
+    return DeviceReport(torch=torch_version, audiocraft=audiocraft_version, **found)
 
 
 def device_findings(report: DeviceReport, settings: Settings) -> list[Finding]:

@@ -10,7 +10,8 @@ Input files go through the audio room exactly as Discord attachments do (probed,
 safely, hostile files refused with one ``error:`` line and exit 2) before any model loads.
 Takes are written by the audio room too: levelled (JAMGEN_NORMALIZATION), tagged with the
 prompt and the recipe (``bot.audio.read_recipe`` reads it back), as MP3, WAV or FLAC after
-the -o extension. The recipe (everything needed to ask for the same take again, seed
+the -o extension. The recipe has the bot's own shape (``bot.service.recipes``, job id ``cli``)
+plus where and how the take was made. The recipe (everything needed to ask for the same take again, seed
 included) is also printed on stdout; ``--json`` prints it as JSON. A progress bar goes to
 stderr when it is a terminal.
 """
@@ -56,18 +57,16 @@ from bot.engine.validation import (
     validate_request,
 )
 from bot.errors import UserInputError
+from bot.service.recipes import Recipe
 
 MAX_TAKES = 16
+CLI_JOB_ID = "cli"  # the job id of `jamgen generate`'s requests and recipes
 # The CLI writes to a disk, not to Discord: no upload limit, only a guard against absurd sizes.
 OUTPUT_BYTE_LIMIT = 1024 * MIB
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register this subcommand's options.
-
-    Args:
-        parser: the subcommand's parser.
-    """
+    """Register this subcommand's options."""
     parser.add_argument("prompt", nargs="?", default="", help="what the music is like ('' = unconditional)")
     parser.add_argument("--model", help="model name (default: JAMGEN_DEFAULT_MODEL); see `jamgen models`")
     parser.add_argument(
@@ -208,10 +207,6 @@ async def build_requests(
     Cheap checks come first (options, output format, model and mode), then the input file is
     probed and decoded, so a bad option or file costs neither a decode nor a model load.
 
-    Args:
-        args: parsed arguments.
-        settings: jamgen's settings.
-
     Returns:
         the requests (one per take), the input file if any, and notes about it for the terminal.
 
@@ -262,17 +257,18 @@ async def build_requests(
             duration += prompt_s
     requests = [
         GenerationRequest(
-            request_id=f"cli:{take}",
+            job_id=CLI_JOB_ID,
+            take=take,
             model=spec.name,
             mode=mode,
             prompt=args.prompt,
             duration=duration,
             sampling=sampling,
-            seed=None if args.seed is None else args.seed + take - 1,
+            seed=None if args.seed is None else args.seed + take,
             audio=conditioning,
             audio_sample_rate=spec.sample_rate if conditioning is not None else None,
         )
-        for take in range(1, args.takes + 1)
+        for take in range(args.takes)
     ]
     for request in requests:
         validate_request(request, max_duration=float(settings.max_duration), allow_debug=True, names=CLI_OPTIONS)
@@ -326,43 +322,32 @@ async def _generate(config: EngineConfig, requests: list[GenerationRequest]) -> 
 
 
 def recipe(
-    request: GenerationRequest, result: GenerationResult, output: Path, input_path: Path | None
+    request: GenerationRequest, result: GenerationResult, output: Path, input_path: Path | None, takes: int = 1
 ) -> dict[str, Any]:
-    """Everything needed to ask for this take again.
+    """Everything needed to ask for this take again: the bot's recipe (job ``cli``), then where and how it was made.
 
     Args:
         request: what was asked.
         result: what came back.
         output: where it was written.
         input_path: the melody/style/continuation file, if any.
+        takes: how many takes were asked for.
     """
-    sampling = dataclasses.asdict(request.sampling)
-    if request.mode != Mode.STYLE:
-        for key in ("cfg_coef_beta", "eval_q", "excerpt_length"):
-            sampling.pop(key)
+    made = Recipe.for_generation(request, filename=input_path.name if input_path else "")
     return {
+        **made.describe(job_id=CLI_JOB_ID, takes=takes, seed=result.seed, take=request.take),
         "output": str(output),
-        "model": request.model,
-        "mode": request.mode.value,
-        "prompt": request.prompt,
         "input": None if input_path is None else str(input_path),
-        "duration": round(result.duration, 3),
         "sample_rate": result.sample_rate,
         "channels": int(result.audio.shape[0]),
-        "seed": result.seed,
         "reproducible_alone": result.batch_size == 1,
         "batch_size": result.batch_size,
-        **sampling,
         "elapsed_s": round(result.elapsed_s, 2),
     }
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Check the inputs, generate, write the takes, print their recipes.
-
-    Args:
-        args: parsed arguments.
-        settings: jamgen's settings.
 
     Returns:
         0 on success (errors are raised as JamgenError: exit 2 for the user's, 1 for ours).
@@ -382,9 +367,10 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         if isinstance(outcome, EngineError):
             raise outcome
     recipes = []
+    lengths = []
     for request, result, path in zip(requests, outcomes, output_paths(args.output, len(requests)), strict=True):
         assert isinstance(result, GenerationResult)
-        item = recipe(request, result, path, input_path)
+        item = recipe(request, result, path, input_path, len(requests))
         try:
             await audio.encode(
                 result.audio,
@@ -399,10 +385,11 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         except OSError as exc:  # the folder cannot be made or written: the user's path
             raise UserInputError(f"Cannot write {path}: {exc.strerror or exc}.") from None
         recipes.append(item)
+        lengths.append(result.duration)
     if args.json:
         print(json.dumps(recipes if len(recipes) > 1 else recipes[0], indent=2))
     else:
-        for item in recipes:
-            print(f"wrote {item['output']} ({item['duration']:.2f} s, {item['sample_rate']} Hz, {item['channels']} ch)")
+        for item, seconds in zip(recipes, lengths, strict=True):
+            print(f"wrote {item['output']} ({seconds:.2f} s, {item['sample_rate']} Hz, {item['channels']} ch)")
             print("  " + " ".join(f"{k}={json.dumps(v)}" for k, v in item.items() if k != "output"))
     return 0

@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Start the bot; without a token, explain how to get one."""
     settings.require_token()
-    from bot.client import run_bot  # discord is imported only when the bot really starts
+    from bot.discord import run_bot  # discord is imported only when the bot really starts
 
     asyncio.run(run_bot(settings))
     return 0

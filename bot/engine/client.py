@@ -11,7 +11,7 @@ Supervision:
   back as ``EngineError(retriable=True)`` and the next call starts a fresh worker.
 * **hang** — a watchdog kills a worker whose generate call runs longer than
   ``watchdog_base_s + watchdog_factor × duration`` (model loading has ``load_timeout_s``).
-* **cancel** — a cancelled request is answered ``GenerationCancelled`` at once; the worker drops
+* **cancel** — a cancelled request is answered ``GenerationCancelledError`` at once; the worker drops
   its row, and stops the running call at the next decoding step when every row is cancelled.
 """
 
@@ -56,13 +56,13 @@ from bot.engine.protocol import (
 from bot.engine.types import (
     EngineError,
     EngineHealth,
-    GenerationCancelled,
+    GenerationCancelledError,
     GenerationRequest,
     GenerationResult,
     ModelUnavailableError,
     Progress,
     ProgressCallback,
-    RequestRejected,
+    RequestRejectedError,
 )
 from bot.engine.validation import resolve_model, validate_request
 from bot.engine.weights import find_weights, hf_offline, missing_weights_error
@@ -116,7 +116,6 @@ class EngineClient:
     """Runs generations in a supervised worker process (see the module docstring).
 
     Args:
-        config: engine configuration.
         faults: test-only fault injection passed to the worker (see docs/ENGINE.md); never set in production.
     """
 
@@ -143,7 +142,6 @@ class EngineClient:
         """An engine configured from jamgen's settings (no fault injection, ever).
 
         Args:
-            settings: validated settings.
             warmup: override ``settings.warmup``.
         """
         return cls(EngineConfig.from_settings(settings, warmup=warmup))
@@ -172,7 +170,7 @@ class EngineClient:
 
         Requests sharing a batch key share one model call (up to the batch limit); requests with an
         explicit seed run alone. A request the engine cannot serve as asked comes back as
-        :class:`RequestRejected` (the member's mistake); a cancelled one as :class:`GenerationCancelled`;
+        :class:`RequestRejectedError` (the member's mistake); a cancelled one as :class:`GenerationCancelledError`;
         one lost to a worker crash, watchdog kill or full memory as ``EngineError(retriable=True)``.
 
         Args:
@@ -209,13 +207,10 @@ class EngineClient:
         return results  # type: ignore[return-value]
 
     async def cancel(self, request_id: str) -> None:
-        """Cancel one request: it is answered :class:`GenerationCancelled` at once.
+        """Cancel one request: it is answered :class:`GenerationCancelledError` at once.
 
         A running call stops at its next decoding step once every row of it is cancelled;
         otherwise the cancelled row is dropped from what the call delivers.
-
-        Args:
-            request_id: the request.
         """
         await self._cancel([request_id])
 
@@ -313,12 +308,12 @@ class EngineClient:
 
     def _check(self, request: GenerationRequest, seen: set[str]) -> EngineError | None:
         if request.request_id in seen:
-            return RequestRejected(f"Request id '{request.request_id}' appears twice in one batch.")
+            return RequestRejectedError(f"Request id '{request.request_id}' appears twice in one batch.")
         try:
             validate_request(request, max_duration=self.config.max_duration, allow_debug=self.config.allow_debug_models)
             self._check_weights_offline(request.model)
         except UserInputError as exc:
-            return RequestRejected(exc.message)
+            return RequestRejectedError(exc.message)
         return None
 
     def _check_weights_offline(self, name: str) -> None:
@@ -334,7 +329,7 @@ class EngineClient:
         live = []
         for request in requests:
             if request.request_id in self._precancelled:
-                outcomes[request.request_id] = GenerationCancelled()
+                outcomes[request.request_id] = GenerationCancelledError()
             else:
                 live.append(request)
         if not live:
@@ -370,7 +365,7 @@ class EngineClient:
             ids = [i for i, f in batch.futures.items() if not f.done()]
             for future in batch.futures.values():
                 if not future.done():
-                    future.set_result(GenerationCancelled())
+                    future.set_result(GenerationCancelledError())
             with contextlib.suppress(Exception):
                 await asyncio.shield(asyncio.to_thread(self._send, worker, CancelRequests(tuple(ids))))
             raise
@@ -397,7 +392,7 @@ class EngineClient:
             future = batch.futures.get(request_id) if batch is not None else None
             if future is not None:
                 if not future.done():
-                    future.set_result(GenerationCancelled())
+                    future.set_result(GenerationCancelledError())
                 if not batch.done.is_set():  # type: ignore[union-attr]
                     running.append(request_id)
             elif request_id in self._queued:
@@ -660,9 +655,9 @@ def _start_process(process: BaseProcess, visible_devices: str | None) -> None:
 
 def _error_for(message: RowError) -> EngineError:
     if message.kind == ERROR_CANCELLED:
-        return GenerationCancelled(message.message)
+        return GenerationCancelledError(message.message)
     if message.kind == ERROR_REJECTED:
-        return RequestRejected(message.message)
+        return RequestRejectedError(message.message)
     if message.kind == ERROR_OUT_OF_MEMORY:
         return EngineError(message.message, retriable=True)
     return EngineError(message.message, retriable=message.retriable)

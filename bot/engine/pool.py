@@ -27,7 +27,7 @@ from bot.engine.types import (
     Engine,
     EngineError,
     EngineHealth,
-    GenerationCancelled,
+    GenerationCancelledError,
     GenerationRequest,
     GenerationResult,
     ProgressCallback,
@@ -47,7 +47,6 @@ class PoolMember:
 
     Args:
         number: 1-based, in order of joining (never reused).
-        engine: the engine.
         where: where it runs, for people (``local child 2 (GPU 1)``, ``ray node 10.0.0.7``).
         busy: it holds a claim's batch.
         models: model name → the dispatch tick it last ran (the pool's view of the engine's LRU).
@@ -68,8 +67,6 @@ class MemberHealth:
     """One engine as ``/jam status``, ``jamgen doctor`` and the heartbeat show it.
 
     Args:
-        number: the member's number.
-        where: where it runs.
         busy: running a batch.
         batches: batches it has run.
         health: the engine's own health (device, loaded models, restarts).
@@ -231,7 +228,7 @@ class EnginePool:
         for index, request in enumerate(batch):
             if request.request_id in self._precancelled:
                 self._precancelled.discard(request.request_id)
-                results[index] = GenerationCancelled()
+                results[index] = GenerationCancelledError()
             else:
                 live.append(request)
         for request in live:

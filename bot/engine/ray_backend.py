@@ -153,7 +153,7 @@ class RayEngine:
         """The actor's worker health (not alive when the actor does not answer)."""
         try:
             async with asyncio.timeout(HEALTH_TIMEOUT_S):
-                return await self.actor.health.remote()  # type: ignore[no-any-return]
+                return await self.actor.health.remote()
         except (RayError, TimeoutError) as exc:
             if isinstance(exc, RayError):
                 self.lost = type(exc).__name__
@@ -278,9 +278,9 @@ class RayEnginePool(EnginePool):
         finally:
             self._starting -= 1
         where = f"ray node {place['node_id'][:8]} on {place['host']}" + (f" (GPU {place['gpus']})" if gpus else "")
-        member = self.add(RayEngine(actor, where), where)
-        member_engine: RayEngine = member.engine  # type: ignore[assignment]
-        member_engine.where = f"engine {member.number}, {where}"
+        engine = RayEngine(actor, where)
+        member = self.add(engine, where)
+        engine.where = f"engine {member.number}, {where}"
         return member
 
     def _release(self, claim: EngineClaim) -> None:

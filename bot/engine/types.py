@@ -67,23 +67,56 @@ class SamplingParams:
 STYLE_CFG_COEF_BETA = 5.0
 
 
+def batch_key(
+    model: str,
+    mode: Mode | str,
+    duration: float,
+    sampling: SamplingParams,
+    *,
+    prompt_seconds: float = 0.0,
+    seed: int | None = None,
+) -> tuple[object, ...] | None:
+    """The one rule for which takes may share a generate call (the service's queue and the engine's planner).
+
+    Takes with equal keys may share a call; None means the take must run alone (an explicit seed alone
+    decides its audio). Continuation prompts of one call must be equally long, so their length is part of
+    the key.
+
+    Args:
+        duration: seconds the engine generates (a continuation's prompt included).
+        prompt_seconds: a continuation's prompt length (ignored for other modes).
+    """
+    if seed is not None:
+        return None
+    key: tuple[object, ...] = (model, Mode(mode), round(duration, 3), sampling)
+    if mode == Mode.CONTINUATION:
+        key += (round(prompt_seconds, 2),)
+    return key
+
+
+def wire_id(job_id: str, take: int) -> str:
+    """The id of take ``take`` of a job on the wire to the worker: ``<job id>:<take>``."""
+    return f"{job_id}:{take}"
+
+
 @dataclass
 class GenerationRequest:
     """One take to generate.
 
     Args:
-        request_id: unique id (the service uses ``<job id>:<take>``).
+        job_id: the job it belongs to (``cli`` for `jamgen generate`).
+        take: 0-based take of that job.
         model: registry name (``small``, ``debug-style`` …).
         mode: how the take is conditioned.
         prompt: text description ('' = unconditional for text mode).
         duration: seconds of audio wanted (may exceed the model's 30 s window).
-        sampling: sampling parameters.
         seed: explicit seed (runs alone, reproducible) or None for a fresh one.
         audio: conditioning audio for melody/continuation/style, float32 [channels, samples].
         audio_sample_rate: sample rate of ``audio``.
     """
 
-    request_id: str
+    job_id: str
+    take: int
     model: str
     mode: Mode
     prompt: str
@@ -93,17 +126,16 @@ class GenerationRequest:
     audio: np.ndarray | None = None
     audio_sample_rate: int | None = None
 
-    def batch_key(self) -> tuple[object, ...] | None:
-        """Requests with equal keys may share one generate call; None = must run alone.
+    @property
+    def request_id(self) -> str:
+        """The id on the wire to the worker, in progress reports and results (see :func:`wire_id`)."""
+        return wire_id(self.job_id, self.take)
 
-        Continuation prompts of one call must be equally long, so their length is part of the key.
-        """
-        if self.seed is not None:
-            return None
-        key: tuple[object, ...] = (self.model, self.mode, round(self.duration, 3), self.sampling)
-        if self.mode == Mode.CONTINUATION:
-            key += (round(self.audio_seconds, 2),)
-        return key
+    def batch_key(self) -> tuple[object, ...] | None:
+        """Requests with equal keys may share one generate call; None = must run alone (see :func:`batch_key`)."""
+        return batch_key(
+            self.model, self.mode, self.duration, self.sampling, prompt_seconds=self.audio_seconds, seed=self.seed
+        )
 
     @property
     def audio_seconds(self) -> float:
@@ -150,7 +182,6 @@ class Progress:
     """Decoding progress of one request.
 
     Args:
-        request_id: the request.
         done_steps: steps done so far (over all windows of a long generation).
         total_steps: steps in all.
     """
@@ -178,7 +209,7 @@ class EngineError(InternalError):
         self.retriable = retriable
 
 
-class RequestRejected(EngineError):
+class RequestRejectedError(EngineError):
     """The request cannot be served as asked (the member's mistake, never charged).
 
     Returned in place of a result for a request with a bad parameter, a mode its model
@@ -194,7 +225,7 @@ class RequestRejected(EngineError):
         super().__init__(message, retriable=False)
 
 
-class GenerationCancelled(EngineError):
+class GenerationCancelledError(EngineError):
     """The request was cancelled before it finished."""
 
     def __init__(self, message: str = "The take was cancelled.") -> None:
@@ -241,7 +272,7 @@ class Engine(Protocol):
         ...
 
     async def cancel(self, request_id: str) -> None:
-        """Cancel one request (its result becomes GenerationCancelled)."""
+        """Cancel one request (its result becomes GenerationCancelledError)."""
         ...
 
     async def health(self) -> EngineHealth:

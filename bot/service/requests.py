@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from bot.engine.types import Mode, SamplingParams
 from bot.errors import UserInputError
+from bot.store import Job, JobNotFoundError, JobStore
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,6 @@ class JobUpdate:
     """A progress report for one job.
 
     Args:
-        job_id: the job.
         phase: what it is doing.
         position: 1-based place in the queue while queued.
         fraction: 0..1 of decoding done while running.
@@ -147,5 +147,10 @@ class NotYourJobError(UserInputError):
     """Members may only act on their own jobs."""
 
 
-class JobNotFoundError(UserInputError):
-    """No job has that id."""
+# No job has that id: one class, wherever it is noticed (the store or the service), under its service name too.
+async def find_job(store: JobStore, job_id: str) -> Job:
+    """A job by id, or a :class:`JobNotFoundError` that says there is none."""
+    job = await store.get_job(job_id)
+    if job is None:
+        raise JobNotFoundError(job_id, f"There is no job with id {job_id}.")
+    return job

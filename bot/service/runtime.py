@@ -23,10 +23,7 @@ RETENTION_SWEEP_S = 3600.0
 async def running_service(settings: Settings) -> AsyncIterator[JamService]:
     """Open the store, start the engine worker, and keep the heartbeat and retention sweeps going.
 
-    The service itself is started by whoever attaches its deliverer (the Discord client).
-
-    Args:
-        settings: validated settings.
+    The service itself is started by the Discord client, with its deliverer (``service.start(deliverer)``).
     """
     store = await JobStore.open(settings.db_path, default_budget=settings.daily_budget_seconds)
     engine = engine_from_settings(settings)  # one local child unless JAMGEN_ENGINES / JAMGEN_ENGINE_BACKEND say more
@@ -35,7 +32,7 @@ async def running_service(settings: Settings) -> AsyncIterator[JamService]:
         await engine.start()
         health = await engine.health()
         config = ServiceConfig.from_settings(settings, on_gpu="cuda" in health.device)
-        service = JamService(config, store, engine, deliverer=None)  # type: ignore[arg-type]
+        service = JamService(config, store, engine)
         lines = engine.describe if isinstance(engine, EnginePool) else None  # one line per engine of a pool
         upkeep.append(
             asyncio.create_task(run_heartbeat(heartbeat_path(settings.data_dir), engine.health, engines=lines))

@@ -1,23 +1,26 @@
-"""Jobs, the quota ledger and server settings in SQLite (the only package that speaks SQL).
+"""Jobs, the quota ledger, server settings and jam sessions in SQLite (the only package that speaks SQL).
 
 See docs/STORE.md for the schema, the job state machine, the quota rules and backups.
 """
 
+from bot.errors import format_seconds
 from bot.store.errors import (
-    BackupExists,
-    Blocked,
-    DatabaseMissing,
-    DatabaseTooNew,
-    IllegalTransition,
-    JobNotFound,
-    MigrationFailed,
-    NotADatabase,
-    QuotaExceeded,
-    SecretRefused,
-    StoreBusy,
+    BackupExistsError,
+    BlockedError,
+    DatabaseMissingError,
+    DatabaseTooNewError,
+    IllegalTransitionError,
+    JobNotFoundError,
+    MigrationFailedError,
+    NotADatabaseError,
+    QuotaExceededError,
+    SecretRefusedError,
+    SessionBudgetExceededError,
+    SessionNotFoundError,
+    StoreBusyError,
     StoreError,
-    TooManyPending,
-    WalUnavailable,
+    TooManyPendingError,
+    WalUnavailableError,
 )
 from bot.store.models import (
     ALLOWED_FROM,
@@ -31,8 +34,10 @@ from bot.store.models import (
     NewJob,
     QuotaStatus,
     Recovery,
+    Session,
+    Submission,
 )
-from bot.store.quota import format_seconds, format_wait, next_reset, utc_day
+from bot.store.quota import format_wait, next_reset, utc_day
 from bot.store.retention import delete_files, run_retention, sweep_outputs
 from bot.store.schema import (
     BackupReport,
@@ -43,7 +48,8 @@ from bot.store.schema import (
     latest_version,
     migrate_database,
 )
-from bot.store.store import DEFAULT_DAILY_BUDGET, DEFAULT_MAX_ATTEMPTS, JobStore
+from bot.store.states import DEFAULT_MAX_ATTEMPTS
+from bot.store.store import DEFAULT_DAILY_BUDGET, JobStore
 
 __all__ = [
     "ALLOWED_FROM",
@@ -51,32 +57,36 @@ __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "FINAL_STATES",
     "PENDING_STATES",
-    "BackupExists",
+    "BackupExistsError",
     "BackupReport",
     "BlockEntry",
-    "Blocked",
+    "BlockedError",
     "CheckReport",
-    "DatabaseMissing",
-    "DatabaseTooNew",
+    "DatabaseMissingError",
+    "DatabaseTooNewError",
     "GuildSettings",
-    "IllegalTransition",
+    "IllegalTransitionError",
     "Job",
-    "JobNotFound",
+    "JobNotFoundError",
     "JobState",
     "JobStore",
     "LedgerEntry",
-    "MigrationFailed",
+    "MigrationFailedError",
     "MigrationResult",
     "NewJob",
-    "NotADatabase",
-    "QuotaExceeded",
+    "NotADatabaseError",
+    "QuotaExceededError",
     "QuotaStatus",
     "Recovery",
-    "SecretRefused",
-    "StoreBusy",
+    "SecretRefusedError",
+    "Session",
+    "SessionBudgetExceededError",
+    "SessionNotFoundError",
+    "StoreBusyError",
     "StoreError",
-    "TooManyPending",
-    "WalUnavailable",
+    "Submission",
+    "TooManyPendingError",
+    "WalUnavailableError",
     "backup_database",
     "check_database",
     "delete_files",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.errors import ConfigError, InternalError, UserInputError
-from bot.store.quota import format_seconds, format_wait
+from bot.errors import ConfigError, InternalError, UserInputError, format_seconds
+from bot.store.quota import format_wait
 
 
 class StoreError(InternalError):
@@ -15,28 +15,28 @@ class StoreError(InternalError):
         super().__init__(message or "jamgen could not read or write its job records; an admin has been told.")
 
 
-class StoreBusy(StoreError):
+class StoreBusyError(StoreError):
     """Another process held the database lock for longer than the busy timeout."""
 
     def __init__(self) -> None:
         super().__init__("jamgen's job records are busy right now; please try again in a moment.")
 
 
-class DatabaseMissing(ConfigError):
+class DatabaseMissingError(ConfigError):
     """A command that must not create a database found none."""
 
     def __init__(self, path: object) -> None:
         super().__init__(f"there is no database at {path} (run `jamgen db migrate` to create one)")
 
 
-class NotADatabase(ConfigError):
+class NotADatabaseError(ConfigError):
     """The file at the database path is not an SQLite database."""
 
     def __init__(self, path: object) -> None:
         super().__init__(f"the file at {path} is not an SQLite database; point JAMGEN_DB_PATH at jamgen's database")
 
 
-class DatabaseTooNew(ConfigError):
+class DatabaseTooNewError(ConfigError):
     """The database was written by a newer jamgen whose schema this code does not know."""
 
     def __init__(self, path: object, found: int, known: int) -> None:
@@ -48,11 +48,11 @@ class DatabaseTooNew(ConfigError):
         self.known = known
 
 
-class MigrationFailed(InternalError):
+class MigrationFailedError(InternalError):
     """A migration file could not be applied; its transaction was rolled back."""
 
 
-class WalUnavailable(ConfigError):
+class WalUnavailableError(ConfigError):
     """The database's file system cannot hold a write-ahead log."""
 
     def __init__(self, path: object, mode: str) -> None:
@@ -62,22 +62,24 @@ class WalUnavailable(ConfigError):
         )
 
 
-class BackupExists(UserInputError):
+class BackupExistsError(UserInputError):
     """A backup would overwrite an existing file."""
 
     def __init__(self, path: object) -> None:
         super().__init__(f"{path} already exists; give the backup a new file name")
 
 
-class JobNotFound(UserInputError):
+class JobNotFoundError(UserInputError):
     """No job has the given id."""
 
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"There is no job `{job_id}`. Check the id in the message that delivered the track.")
+    def __init__(self, job_id: str, message: str | None = None) -> None:
+        super().__init__(
+            message or f"There is no job `{job_id}`. Check the id in the message that delivered the track."
+        )
         self.job_id = job_id
 
 
-class IllegalTransition(InternalError):
+class IllegalTransitionError(InternalError):
     """A job was asked to move to a state its state machine does not allow."""
 
     def __init__(self, job_id: str, current: str, wanted: str) -> None:
@@ -87,11 +89,11 @@ class IllegalTransition(InternalError):
         self.wanted = wanted
 
 
-class SecretRefused(InternalError):
+class SecretRefusedError(InternalError):
     """Something that looks like a Discord token was about to be written to disk."""
 
 
-class QuotaExceeded(UserInputError):
+class QuotaExceededError(UserInputError):
     """The member's daily budget cannot pay for the job.
 
     Args:
@@ -118,7 +120,7 @@ class QuotaExceeded(UserInputError):
         self.resets_at = resets_at
 
 
-class TooManyPending(UserInputError):
+class TooManyPendingError(UserInputError):
     """Too many jobs are already waiting or running.
 
     Args:
@@ -146,7 +148,7 @@ class TooManyPending(UserInputError):
         self.limit = limit
 
 
-class Blocked(UserInputError):
+class BlockedError(UserInputError):
     """The member or the whole server may not use jamgen.
 
     Args:
@@ -162,3 +164,31 @@ class Blocked(UserInputError):
         super().__init__(text)
         self.kind = kind
         self.reason = reason
+
+
+class SessionNotFoundError(StoreError):
+    """No session has that id (a bug: sessions are looked up by ids the store handed out)."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"jamgen lost track of the jam session `{session_id}`.")
+        self.session_id = session_id
+
+
+class SessionBudgetExceededError(UserInputError):
+    """The jam's own budget cannot pay for another take.
+
+    Args:
+        budget: the jam's budget in seconds.
+        used: seconds its takes have used (refunds deducted).
+        cost: seconds the new take would cost.
+    """
+
+    def __init__(self, *, budget: float, used: float, cost: float) -> None:
+        left = max(0.0, budget - used)
+        super().__init__(
+            f"This jam has {format_seconds(left)} of its {format_seconds(budget)} budget left and this take needs "
+            f"{format_seconds(cost)}. The member who started the jam, or an admin, can raise it with `/session budget`."
+        )
+        self.budget = budget
+        self.used = used
+        self.cost = cost

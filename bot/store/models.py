@@ -139,6 +139,14 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Submission:
+    """A job just accepted, and what its member has left today after its charge (None: no limit)."""
+
+    job: Job
+    remaining: float | None
+
+
+@dataclass(frozen=True)
 class QuotaStatus:
     """A member's quota for the current UTC day.
 
@@ -250,3 +258,47 @@ class Recovery:
     redeliver: list[Job]
     failed: list[Job]
     interrupted_ids: list[str]
+
+
+@dataclass(frozen=True)
+class Session:
+    """A jam session: a thread where every take shares a tempo, a key and a meter.
+
+    Args:
+        id: 8 characters from the job id alphabet.
+        guild_id: the server.
+        channel_id: the text channel it was started in.
+        thread_id: its thread; takes made there belong to it.
+        owner_id: who started it.
+        theme: what the jam is about (the thread's name).
+        bpm: shared tempo, or None.
+        key: shared key (e.g. "A minor"), or None.
+        time_signature: shared meter (e.g. "4/4"), or None.
+        model: default model of its takes, or None (the server's).
+        budget: seconds of audio the whole jam may use (None = no jam budget; members' quotas still apply).
+        state: ``open`` or ``ended``.
+        header_message_id: the pinned header in the thread.
+        extra: bookkeeping (the bounce, …), merged by ``update_session``.
+    """
+
+    id: str
+    guild_id: int | None
+    channel_id: int
+    thread_id: int
+    owner_id: int
+    theme: str
+    bpm: int | None
+    key: str | None
+    time_signature: str | None
+    model: str | None
+    budget: float | None
+    state: str
+    header_message_id: int | None
+    extra: dict[str, Any]
+    created_at: datetime
+    ended_at: datetime | None
+
+    @property
+    def is_open(self) -> bool:
+        """Whether takes made in its thread still join it."""
+        return self.state == "open"

@@ -97,26 +97,6 @@ def resolve_budget(
     return BudgetRule(default_ms, "default")
 
 
-def format_seconds(seconds: float) -> str:
-    """A quota amount for people: ``45 s``, ``4.5 s``, ``10 min``, ``1 h 5 min``, ``unlimited``."""
-    if math.isinf(seconds):
-        return "unlimited"
-    if seconds < 60:
-        rounded = round(seconds, 1)
-        return f"{int(rounded)} s" if float(rounded).is_integer() else f"{rounded} s"
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = []
-    if hours:
-        parts.append(f"{hours} h")
-    if minutes:
-        parts.append(f"{minutes} min")
-    if secs and not hours:
-        parts.append(f"{secs} s")
-    return " ".join(parts)
-
-
 def format_wait(delta: timedelta) -> str:
     """How long until something, for people: ``in 5 h 12 min``, ``in 3 min``, ``in less than a minute``."""
     seconds = delta.total_seconds()

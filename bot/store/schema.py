@@ -22,13 +22,13 @@ from pathlib import Path
 import aiosqlite
 
 from bot.store.errors import (
-    BackupExists,
-    DatabaseMissing,
-    DatabaseTooNew,
-    MigrationFailed,
-    NotADatabase,
+    BackupExistsError,
+    DatabaseMissingError,
+    DatabaseTooNewError,
+    MigrationFailedError,
+    NotADatabaseError,
     StoreError,
-    WalUnavailable,
+    WalUnavailableError,
 )
 
 log = logging.getLogger("jamgen.store")
@@ -56,7 +56,7 @@ def load_migrations() -> tuple[Migration, ...]:
     """Every migration shipped with this code, in order.
 
     Raises:
-        MigrationFailed: when the files are not numbered 1, 2, 3 … without gaps.
+        MigrationFailedError: when the files are not numbered 1, 2, 3 … without gaps.
     """
     found = []
     for entry in resources.files("bot.store").joinpath("migrations").iterdir():
@@ -65,7 +65,7 @@ def load_migrations() -> tuple[Migration, ...]:
             found.append(Migration(int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
     if [m.version for m in found] != list(range(1, len(found) + 1)):
-        raise MigrationFailed(f"migration files are not numbered 1..n without gaps: {[m.name for m in found]}")
+        raise MigrationFailedError(f"migration files are not numbered 1..n without gaps: {[m.name for m in found]}")
     return tuple(found)
 
 
@@ -88,7 +88,7 @@ def split_statements(sql: str) -> list[str]:
             buffer = ""
     rest = "\n".join(line for line in buffer.splitlines() if not line.strip().startswith("--")).strip()
     if rest:
-        raise MigrationFailed(f"a migration ends with an incomplete statement: {rest[:80]!r}")
+        raise MigrationFailedError(f"a migration ends with an incomplete statement: {rest[:80]!r}")
     return statements
 
 
@@ -104,16 +104,16 @@ async def connect(
         wal: switch the file to write-ahead logging (False leaves its journal mode as it is).
 
     Raises:
-        DatabaseMissing: ``create`` is False and there is no file.
-        NotADatabase: the file is not SQLite.
-        WalUnavailable: the file system refuses a write-ahead log.
+        DatabaseMissingError: ``create`` is False and there is no file.
+        NotADatabaseError: the file is not SQLite.
+        WalUnavailableError: the file system refuses a write-ahead log.
     """
     if create:
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
         db = await aiosqlite.connect(str(path), isolation_level=None)
     else:
         if not await asyncio.to_thread(path.is_file):
-            raise DatabaseMissing(path)
+            raise DatabaseMissingError(path)
         absolute = await asyncio.to_thread(path.resolve)
         db = await aiosqlite.connect(absolute.as_uri() + "?mode=rw", isolation_level=None, uri=True)
     try:
@@ -125,12 +125,12 @@ async def connect(
         if wal:
             mode = await _switch_to_wal(db, busy_timeout)
             if mode != "wal":
-                raise WalUnavailable(path, mode)
+                raise WalUnavailableError(path, mode)
         await db.execute("PRAGMA synchronous = FULL")
     except sqlite3.DatabaseError as exc:
         await db.close()
         if "not a database" in str(exc) or "file is encrypted" in str(exc):
-            raise NotADatabase(path) from exc
+            raise NotADatabaseError(path) from exc
         raise StoreError() from exc
     except BaseException:
         await db.close()
@@ -194,17 +194,17 @@ async def migrate(
         target: stop at this version (tests build every earlier schema this way).
 
     Raises:
-        DatabaseTooNew: the database is newer than every migration known here.
-        MigrationFailed: a file failed; its transaction was rolled back.
+        DatabaseTooNewError: the database is newer than every migration known here.
+        MigrationFailedError: a file failed; its transaction was rolled back.
     """
     known = tuple(migrations) if migrations is not None else load_migrations()
     latest = known[-1].version if known else 0
     try:
         before = await schema_version(db)
     except sqlite3.DatabaseError as exc:
-        raise NotADatabase(path) from exc
+        raise NotADatabaseError(path) from exc
     if before > latest:
-        raise DatabaseTooNew(path, before, latest)
+        raise DatabaseTooNewError(path, before, latest)
     goal = latest if target is None else min(target, latest)
     for migration in known:
         if migration.version > goal:
@@ -212,7 +212,7 @@ async def migrate(
         await _apply(db, path, migration)
     after = await schema_version(db)
     if after > latest:
-        raise DatabaseTooNew(path, after, latest)
+        raise DatabaseTooNewError(path, after, latest)
     if after != before:
         log.info("database %s migrated from schema %d to %d", path, before, after)
     return MigrationResult(before, after)
@@ -226,7 +226,7 @@ async def migrate_database(path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIM
         busy_timeout: seconds to wait for a writer's lock.
 
     Raises:
-        DatabaseTooNew: the file was written by a newer jamgen.
+        DatabaseTooNewError: the file was written by a newer jamgen.
     """
     db = await connect(path, create=True, busy_timeout=busy_timeout)
     try:
@@ -245,13 +245,13 @@ async def _apply(db: aiosqlite.Connection, path: Path, migration: Migration) -> 
         for statement in split_statements(migration.sql):
             await db.execute(statement)
         if list(await db.execute_fetchall("PRAGMA foreign_key_check")):
-            raise MigrationFailed(f"migration {migration.name} left rows pointing at missing rows in {path}")
+            raise MigrationFailedError(f"migration {migration.name} left rows pointing at missing rows in {path}")
         await db.execute(f"PRAGMA user_version = {migration.version}")
         await db.execute("COMMIT")
     except BaseException as exc:
         await rollback_quietly(db)
         if isinstance(exc, sqlite3.Error):
-            raise MigrationFailed(
+            raise MigrationFailedError(
                 f"migration {migration.name} failed on {path} ({exc}); "
                 f"the database stays at schema {migration.version - 1}"
             ) from exc
@@ -296,8 +296,8 @@ async def check_database(path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEO
         busy_timeout: seconds to wait for a writer's lock.
 
     Raises:
-        DatabaseMissing: no file at ``path``.
-        NotADatabase: the file is not SQLite.
+        DatabaseMissingError: no file at ``path``.
+        NotADatabaseError: the file is not SQLite.
     """
     db = await connect(path, create=False, busy_timeout=busy_timeout, wal=False)
     try:
@@ -353,12 +353,12 @@ async def backup_database(source: Path, dest: Path, *, busy_timeout: float = DEF
         busy_timeout: seconds to wait for a writer's lock.
 
     Raises:
-        BackupExists: ``dest`` already exists.
-        DatabaseMissing: no database at ``source``.
+        BackupExistsError: ``dest`` already exists.
+        DatabaseMissingError: no database at ``source``.
         StoreError: the copy failed its integrity check.
     """
     if await asyncio.to_thread(dest.exists):
-        raise BackupExists(dest)
+        raise BackupExistsError(dest)
     await asyncio.to_thread(dest.parent.mkdir, parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".partial")
     await asyncio.to_thread(partial.unlink, missing_ok=True)

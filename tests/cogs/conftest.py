@@ -1,191 +1,130 @@
-"""End-to-end world for cog tests: the real bot (same factory as production), the real service, store,
-audio and engine (debug models, one warm worker for the whole session), and the fake Discord."""
+"""Fixtures of the end-to-end cog tests: the real bot (same factory as production), service, store and audio,
+and the fake Discord (the world is built by tests/harness.py).
+
+A scenario runs on the fake engine unless it is marked ``@pytest.mark.engine``: those run on one real engine
+worker with the debug models (torch, in its own process), started once for the session when first needed.
+``pytest tests/cogs -m "not engine"`` is the fast loop: it never starts the worker nor imports torch.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import io
-import re
-import subprocess
-import wave
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+import gc
+import importlib.abc
+import os
+import sys
+import traceback
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import pytest_asyncio
 
-from bot.client import JamBot, build_bot
-from bot.config import Settings
-from bot.engine.client import EngineClient
-from bot.engine.config import EngineConfig
-from bot.engine.types import EngineError, GenerationRequest, GenerationResult, ProgressCallback
-from bot.service import JamService, ServiceConfig
-from bot.store import JobStore
-from tests.fakediscord import FakeDiscord
-from tests.fakediscord.runner import BotRun
+from tests.harness import (
+    COGS_ENV,
+    TORCH_REPORT_ENV,
+    FakeEngine,
+    GatedEngine,
+    JamWorld,
+    start_debug_engine,
+    world_env,
+)
+
+# The fake engine's pace: a call reports progress 5 times in about 0.05 s (the scenarios that need a job held
+# queued or running close the world's gate instead).
+FAKE_STEPS = 5
+FAKE_STEP_S = 0.01
+
+
+HERE = Path(__file__).resolve().parent
+TORCH_LIKE = ("torch", "torchaudio", "audiocraft")
+
+
+class TorchWatch(importlib.abc.MetaPathFinder):
+    """Notes the stack of the first import of torch in this process (it never stops the import)."""
+
+    def __init__(self) -> None:
+        self.stack: str | None = None
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if self.stack is None and name.split(".", maxsplit=1)[0] in TORCH_LIKE:
+            self.stack = "".join(traceback.format_stack()[:-1])
+
+
+TORCH_WATCH = TorchWatch()
+sys.meta_path.insert(0, TORCH_WATCH)
+
+
+def runs_only_the_fast_loop(session: pytest.Session) -> bool:
+    """Whether every test of this session is a scenario of tests/cogs on the fake engine."""
+    return bool(session.items) and all(
+        item.path.is_relative_to(HERE) and item.get_closest_marker("engine") is None for item in session.items
+    )
+
+
+@pytest.fixture(scope="session")
+def fast_loop(request: pytest.FixtureRequest) -> bool:
+    """Whether this session is the fast loop (``pytest tests/cogs -m "not engine"`` or a part of it)."""
+    return runs_only_the_fast_loop(request.session)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _the_fast_loop_imports_no_torch(request: pytest.FixtureRequest):
+    """After the last scenario of a fast-loop session: fail if torch was imported (and say from where)."""
+    yield
+    if not runs_only_the_fast_loop(request.session):
+        return
+    imported = sorted(m for m in sys.modules if m.split(".")[0] in TORCH_LIKE and "." not in m)
+    if report := os.environ.get(TORCH_REPORT_ENV):
+        Path(report).write_text("".join(f"{m}\n" for m in imported))
+    if imported:
+        where = TORCH_WATCH.stack or "before tests/cogs/conftest.py was loaded\n"
+        pytest.fail(f"the fast loop imported {', '.join(imported)}; first from:\n{where}", pytrace=False)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def debug_engine() -> AsyncIterator[EngineClient]:
-    """One real engine worker with the debug models, shared by every end-to-end test."""
-    engine = EngineClient(EngineConfig(device="cpu", warmup_model="debug", allow_debug_models=True, cpu_threads=1))
-    await engine.start()
+async def debug_engine() -> AsyncIterator[Any]:
+    """One real engine worker with the debug models, shared by every ``engine``-marked scenario."""
+    engine = await start_debug_engine()
     yield engine
     await engine.close()
 
 
-@dataclass
-class GatedEngine:
-    """The real engine behind a gate the test can close, to catch jobs while they run."""
-
-    engine: EngineClient
-    open: asyncio.Event = field(default_factory=asyncio.Event)
-    entered: asyncio.Event = field(default_factory=asyncio.Event)
-    calls: list[list[str]] = field(default_factory=list)
-    fail_with: EngineError | None = None
-
-    def __post_init__(self) -> None:
-        self.open.set()
-
-    async def generate(
-        self, batch: Sequence[GenerationRequest], on_progress: ProgressCallback | None = None
-    ) -> list[GenerationResult | EngineError]:
-        self.calls.append([r.request_id for r in batch])
-        self.entered.set()
-        await self.open.wait()
-        if self.fail_with is not None:
-            return [self.fail_with for _ in batch]
-        return await self.engine.generate(batch, on_progress)
-
-    async def cancel(self, request_id: str) -> None:
-        await self.engine.cancel(request_id)
-
-    async def health(self):
-        return await self.engine.health()
-
-    async def close(self) -> None:
-        """The shared worker outlives each test."""
-
-
-def test_settings(tmp_path: Path, **overrides: str) -> Settings:
-    env = {
-        "DISCORD_TOKEN": "fake-token",
-        "JAMGEN_DATA_DIR": str(tmp_path / "data"),
-        "JAMGEN_DB_PATH": str(tmp_path / "data" / "jamgen.db"),
-        "JAMGEN_DEBUG_MODELS": "true",
-        "JAMGEN_DEFAULT_MODEL": "debug",
-        "JAMGEN_DEFAULT_DURATION": "2",
-        "JAMGEN_PROGRESS_INTERVAL": "0.05",
-        "JAMGEN_DAILY_BUDGET_SECONDS": "600",
-        "JAMGEN_ENABLED_MODELS": "debug,debug-stereo,debug-melody,debug-style",
-    }
-    env.update(overrides)
-    return Settings.from_env(env)
-
-
-@dataclass
-class JamWorld:
-    """Everything a scenario touches; ``restart`` rebuilds the bot's parts on the same database."""
-
-    tmp_path: Path
-    engine: GatedEngine
-    fake: FakeDiscord
-    start_bot: Any
-    overrides: dict[str, str]
-    settings: Settings = field(init=False)
-    store: JobStore = field(init=False)
-    service: JamService = field(init=False)
-    bot: JamBot = field(init=False)
-    run: BotRun = field(init=False)
-
-    async def boot(self) -> None:
-        """Build store, service and bot (the production factory) and connect to the fake Discord."""
-        self.settings = test_settings(self.tmp_path, **self.overrides)
-        self.store = await JobStore.open(self.settings.db_path)
-        config = ServiceConfig.from_settings(self.settings)
-        self.service = JamService(config, self.store, self.engine, deliverer=None)  # type: ignore[arg-type]
-        self.bot = build_bot(self.settings, self.service, guild_ready_timeout=0.05)
-        self.run = await self.start_bot(self.bot, ready_timeout=60)
-
-    async def shutdown(self) -> None:
-        """Stop the bot (which drains the service) and close the store."""
-        self.engine.open.set()
-        await self.run.stop()
-        await self.store.close()
-
-    async def restart(self) -> None:
-        """A bot restart: everything but the database (and the shared engine worker) is new."""
-        await self.shutdown()
-        await self.boot()
+@pytest.fixture
+def jam_engine(request: pytest.FixtureRequest) -> Any:
+    """The engine under the world's gate: the real debug worker for ``@pytest.mark.engine``, else a fake."""
+    if request.node.get_closest_marker("engine") is not None:
+        return request.getfixturevalue("debug_engine")
+    return FakeEngine(steps=FAKE_STEPS, step_delay=FAKE_STEP_S)
 
 
 @pytest.fixture
 def world_overrides() -> dict[str, str]:
-    """Settings overrides for the ``jam`` fixture (override in a module)."""
+    """Settings overrides for the ``jam`` fixture (override in a module, or parametrize)."""
     return {}
 
 
 @pytest.fixture
-async def jam(tmp_path, debug_engine, fake_discord, start_bot, world_overrides) -> AsyncIterator[JamWorld]:
-    world = JamWorld(tmp_path, GatedEngine(debug_engine), fake_discord, start_bot, dict(world_overrides))
+async def jam(tmp_path, jam_engine, fake_discord, start_bot, world_overrides) -> AsyncIterator[JamWorld]:
+    world = JamWorld(
+        tmp_path, GatedEngine(jam_engine), fake_discord, start_bot, world_env(tmp_path, COGS_ENV, world_overrides)
+    )
     await world.boot()
+    _freeze_the_heap_once()
     yield world
     await world.shutdown()
 
 
-def wav_bytes(seconds: float = 3.0, sample_rate: int = 32000, freq: float = 330.0) -> bytes:
-    """A short sine as 16-bit WAV, for attachments."""
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    samples = (0.4 * np.sin(2 * np.pi * freq * t) * 32767).astype("<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(sample_rate)
-        out.writeframes(samples.tobytes())
-    return buffer.getvalue()
+_frozen: list[bool] = []
 
 
-def ffprobe_duration(data: bytes, tmp_path: Path) -> float:
-    """Duration of an uploaded file, read by ffprobe."""
-    path = tmp_path / "probe.bin"
-    path.write_bytes(data)
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return float(out.stdout.strip())
-
-
-async def wait_state(store: JobStore, job_id: str, state: str, timeout: float = 30.0) -> None:
-    """Wait until a job reaches ``state`` in the store."""
-
-    async def reached() -> None:
-        while (job := await store.get_job(job_id)) is None or job.state.value != state:
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(reached(), timeout)
-
-
-READY_LINK = re.compile(r"is ready: \S*/channels/\d+/(\d+)/(\d+)")
-
-
-async def wait_for_take(interaction, timeout: float = 60.0):
-    """The take an interaction asked for: jamgen posts it in the channel (or, where it may not post
-    there, as a followup) and turns the member's private progress message into a link to it."""
-    done = await interaction.wait_for_original(lambda m: READY_LINK.search(m.content), timeout=timeout)
-    message_id = int(READY_LINK.search(done.content).group(2))
-    return interaction._fake.messages[message_id]
-
-
-def job_id_of(message) -> str:
-    """The job id in a result message's embed footer."""
-    return message.embeds[0]["footer"]["text"].split()[1]
+def _freeze_the_heap_once() -> None:
+    """After the first boot (librosa, scipy and numba are loaded by then) move what lives to gc's permanent
+    generation: each bot's stop collects garbage, and the collections then only walk what the tests made."""
+    if not _frozen:
+        gc.collect()
+        gc.freeze()
+        _frozen.append(True)
 
 
 ACK_LOG: list[tuple[str, str, float]] = []

@@ -6,8 +6,7 @@ import pytest
 
 from tests.cogs.test_library import private_answer
 from tests.fakediscord.server import CommandHiddenError
-
-pytestmark = pytest.mark.slow
+from tests.harness import job_id_of, wait_for_take, wait_state
 
 
 async def test_members_cannot_see_or_use_admin_commands(jam):
@@ -54,10 +53,21 @@ async def test_quota_set_grant_reset_block_and_unblock(jam):
     await private_answer(await jam.fake.slash("jam quota grant", {"member": bob, "seconds": 7}, user=admin))
     assert (await jam.service.quota(bob.id, jam.fake.guild.id)).remaining == 12
     await private_answer(await jam.fake.slash("jam block", {"member": bob, "reason": "spam"}, user=admin))
+    assert await jam.store.is_blocked(bob.id, jam.fake.guild.id)
     blocked = await private_answer(await jam.fake.slash("generate", {"prompt": "hi", "duration": 2}))
     assert "⚠️" in blocked.content
+    assert await jam.service.user_jobs(bob.id, jam.fake.guild.id) == [], "a blocked member's request makes no job"
     await private_answer(await jam.fake.slash("jam unblock", {"member": bob}, user=admin))
+    assert not await jam.store.is_blocked(bob.id, jam.fake.guild.id)
+    # Unblocked, bob can make a take again; it is charged.
+    take = await wait_for_take(await jam.fake.slash("generate", {"prompt": "hi again", "duration": 2}))
+    await wait_state(jam.store, job_id_of(take), "delivered")
+    charged = await jam.service.quota(bob.id, jam.fake.guild.id)
+    assert (charged.used, charged.remaining) == (pytest.approx(2.0), pytest.approx(10.0))
     await private_answer(await jam.fake.slash("jam quota reset", {"member": bob}, user=admin))
+    # The reset gives today's use back; the grant stays.
+    reset = await jam.service.quota(bob.id, jam.fake.guild.id)
+    assert (reset.used, reset.remaining) == (0, 12)
     status = await private_answer(await jam.fake.slash("jam status", {}, user=admin))
     assert "Engine:** up" in status.content
     assert "Queue:**" in status.content

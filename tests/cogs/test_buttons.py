@@ -5,11 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-import pytest
-
-from tests.cogs.conftest import job_id_of, wait_for_take, wait_state
-
-pytestmark = pytest.mark.slow
+from tests.harness import job_id_of, wait_for_take, wait_state
 
 
 async def make_take(jam, prompt="dusty boom bap, 90 bpm", **options):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import discord
 import pytest
 
-from tests.cogs.conftest import ffprobe_duration, job_id_of, wait_for_take, wait_state, wav_bytes
+from bot.audio import read_recipe
+from tests.harness import ffprobe_duration, job_id_of, wait_for_take, wait_state, wav_bytes
 
-pytestmark = pytest.mark.slow
 
-
+# The real worker: its own progress reports reach the member's bar, and its take has the requested length.
+@pytest.mark.engine
 async def test_generate_defers_within_3s_and_delivers_an_mp3_of_the_requested_duration(jam):
     interaction = await jam.fake.slash("generate", {"prompt": "lofi piano, 80 bpm", "duration": 3})
     await interaction.wait_for_response()
@@ -59,6 +60,8 @@ async def test_a_take_goes_out_as_a_followup_only_where_jamgen_may_no_longer_pos
     await wait_state(jam.store, job_id_of(message), "delivered")
 
 
+# The real worker conditions on the melody (the debug-melody model's chroma path).
+@pytest.mark.engine
 async def test_melody_with_an_attachment(jam):
     riff = jam.fake.attachment("riff.wav", wav_bytes(3.0), content_type="audio/wav")
     interaction = await jam.fake.slash(
@@ -66,6 +69,15 @@ async def test_melody_with_an_attachment(jam):
     )
     message = await wait_for_take(interaction)
     assert "melody" in message.text
+    job = await jam.store.get_job(job_id_of(message))
+    assert (job.model, job.mode, job.params["duration"]) == ("debug-melody", "melody", 2)
+    mp3 = next(a for a in message.attachments if a.filename.endswith(".mp3"))
+    assert ffprobe_duration(mp3.data, jam.tmp_path) == pytest.approx(2.0, abs=0.1)
+    posted = jam.tmp_path / "melody.mp3"
+    posted.write_bytes(mp3.data)
+    recipe = await read_recipe(posted)  # what the member's file says about itself
+    assert recipe["job_id"] == job.id
+    assert (recipe["model"], recipe["mode"], recipe["duration"]) == ("debug-melody", "melody", 2)
 
 
 async def test_bad_attachment_gets_a_private_message_and_costs_nothing(jam):
@@ -77,6 +89,8 @@ async def test_bad_attachment_gets_a_private_message_and_costs_nothing(jam):
     assert status.used == 0
 
 
+# The real worker runs the style conditioner with these excerpt settings.
+@pytest.mark.engine
 async def test_style_uses_a_style_model_and_its_excerpt_settings(jam):
     excerpt = jam.fake.attachment("vibe.wav", wav_bytes(5.0, freq=220), content_type="audio/wav")
     interaction = await jam.fake.slash(
@@ -98,6 +112,8 @@ async def test_style_excerpt_too_short_is_explained(jam):
     assert "Style needs at least 1.5 s of audio" in message.content
 
 
+# The real worker keeps the prompt at the start of its output: 3 s of prompt + 2 s of new music.
+@pytest.mark.engine
 async def test_continue_keeps_the_prompt_and_adds_new_music(jam):
     source = jam.fake.attachment("start.wav", wav_bytes(3.0), content_type="audio/wav")
     interaction = await jam.fake.slash("continue", {"audio": source, "prompt": "and then", "duration": 2})

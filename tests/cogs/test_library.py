@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
-from tests.cogs.conftest import job_id_of, wait_for_take, wait_state
 from tests.cogs.test_buttons import custom_id, make_take
-
-pytestmark = pytest.mark.slow
+from tests.harness import job_id_of, wait_for_take, wait_state
 
 
 async def private_answer(interaction, timeout=15):

@@ -7,10 +7,8 @@ import asyncio
 import pytest
 
 from bot.engine.types import EngineError
-from tests.cogs.conftest import job_id_of, wait_for_take, wait_state
 from tests.cogs.test_buttons import custom_id, make_take
-
-pytestmark = pytest.mark.slow
+from tests.harness import job_id_of, wait_for_take, wait_state
 
 
 async def test_a_job_finishing_after_the_token_expired_is_posted_in_the_channel_exactly_once(jam, monkeypatch):
@@ -20,7 +18,7 @@ async def test_a_job_finishing_after_the_token_expired_is_posted_in_the_channel_
     job_id = custom_id(progress, "cancel").split(":")[2]
     # 16 minutes pass on Discord's clock (and on jamgen's idea of the interaction's age).
     jam.fake.advance(16 * 60)
-    import bot.client as client
+    import bot.discord.delivery as client
 
     monkeypatch.setattr(client, "interaction_alive", lambda interaction: False)
     jam.engine.open.set()
@@ -46,6 +44,9 @@ async def test_expired_token_found_by_discord_falls_back_to_the_channel(jam):
     assert jam.fake.client_errors(code=50027)
 
 
+# The real worker runs on with the old try past the 0.1-s grace, and the stopping bot's late cancel must not
+# reach the job's retry in the next bot (on the fake, outlasting the grace would be a race).
+@pytest.mark.engine
 async def test_restart_with_a_job_pending_and_old_buttons_still_working(jam):
     take = await make_take(jam, prompt="before the restart")
     jam.engine.open.clear()
@@ -72,7 +73,7 @@ async def test_a_failure_after_the_token_expired_is_told_in_the_channel(jam, mon
     interaction = await jam.fake.slash("generate", {"prompt": "doomed", "duration": 2})
     progress = await interaction.wait_for_original(lambda m: m.custom_ids, timeout=10)
     job_id = custom_id(progress, "cancel").split(":")[2]
-    import bot.client as client
+    import bot.discord.delivery as client
 
     monkeypatch.setattr(client, "interaction_alive", lambda interaction: False)
 
@@ -110,6 +111,9 @@ async def _restart_then_run(jam, fail_with: EngineError | None) -> None:
     jam.engine.open.set()
 
 
+# The real worker runs on with the old try past the 0.1-s grace, and the stopping bot's late cancel must not
+# reach the job's retry in the next bot (on the fake, outlasting the grace would be a race).
+@pytest.mark.engine
 async def test_after_a_restart_a_delivered_reply_remix_removes_its_stale_progress_reply(jam):
     job_id, progress = await _reply_remix_pending_over_a_restart(jam)
     await wait_state(jam.store, job_id, "delivered", timeout=60)
@@ -118,6 +122,9 @@ async def test_after_a_restart_a_delivered_reply_remix_removes_its_stale_progres
     assert len(posts) == 1
 
 
+# The real worker runs on with the old try past the 0.1-s grace, and the stopping bot's late cancel must not
+# reach the job's retry in the next bot (on the fake, outlasting the grace would be a race).
+@pytest.mark.engine
 async def test_after_a_restart_a_failing_reply_remix_tells_the_member_and_removes_its_progress_reply(jam):
     job_id, progress = await _reply_remix_pending_over_a_restart(jam, EngineError("The engine fell over."))
     await wait_state(jam.store, job_id, "failed", timeout=30)
@@ -127,6 +134,9 @@ async def test_after_a_restart_a_failing_reply_remix_tells_the_member_and_remove
     await jam.fake.wait_for(lambda: progress.deleted, timeout=10, what="the old progress reply removed")
 
 
+# The real worker runs on with the old try past the 0.1-s grace, and the stopping bot's late cancel must not
+# reach the job's retry in the next bot (on the fake, outlasting the grace would be a race).
+@pytest.mark.engine
 async def test_a_job_recovered_after_a_restart_that_then_fails_is_told_in_the_channel(jam):
     jam.engine.open.clear()
     jam.engine.entered.clear()

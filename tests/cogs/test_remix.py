@@ -5,10 +5,8 @@ from __future__ import annotations
 import discord
 import pytest
 
-from tests.cogs.conftest import job_id_of, wait_for_take, wait_state, wav_bytes
 from tests.cogs.test_buttons import make_take
-
-pytestmark = pytest.mark.slow
+from tests.harness import job_id_of, wait_for_take, wait_state, wav_bytes
 
 
 def modal_values(modal: dict, *, prompt: str, mode: str, duration: str = "2") -> dict[str, str]:

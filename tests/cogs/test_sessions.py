@@ -12,11 +12,9 @@ import pytest
 from bot.audio import encode, read_recipe
 from bot.audio.arrange import REMIX_CROSSFADE_S
 from tests.bot.audio.test_arrange import click_track
-from tests.cogs.conftest import ffprobe_duration, job_id_of, wait_for_take, wait_state
 from tests.cogs.test_buttons import custom_id
 from tests.cogs.test_remix import modal_values
-
-pytestmark = pytest.mark.slow
+from tests.harness import ffprobe_duration, job_id_of, wait_for_take, wait_state
 
 FEEL = ("100 bpm", "in A minor", "4/4")
 

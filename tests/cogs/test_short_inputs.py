@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cogs.conftest import ffprobe_duration, job_id_of, wait_state, wav_bytes
 from tests.cogs.test_buttons import make_take
-
-pytestmark = pytest.mark.slow
+from tests.harness import ffprobe_duration, job_id_of, wait_state, wav_bytes
 
 
 async def test_style_with_a_2_s_clip_is_heard_whole_charged_and_delivered(jam):

@@ -1,6 +1,6 @@
 """What each REST route the bot uses requires of it: permissions, thread state and limits.
 
-Each function raises Discord's error or returns what the route needs; the handlers in rest.py call
+Each function raises Discord's error or returns what the route needs; the handlers in rest_*.py call
 them with a line each. Permission rules cite resources/message.mdx and resources/channel.mdx.
 """
 

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Literal
 
 from aiohttp import web
 
+from tests.fakediscord.responses import API_PREFIX, json_response
 from tests.fakediscord.rules import DiscordError
 
 if TYPE_CHECKING:
     from tests.fakediscord.server import FakeDiscord
 
 Scope = Literal["user", "global", "shared"]
-API_PREFIX = "/api/v10"
 # Cloudflare's marker: discord.py treats a 429 without ``Via`` as a Cloudflare ban, not a rate limit.
 VIA = "1.1 google"
 _SNOWFLAKE = re.compile(r"/\d{5,}")
@@ -181,8 +181,6 @@ class RateLimiter:
         try:
             response = await handler(request)
         except DiscordError as error:
-            from tests.fakediscord.server import json_response
-
             response = json_response(error.body(), status=error.status)
         response.headers.update(bucket.headers(now))
         return response

@@ -18,7 +18,7 @@ from datetime import datetime
 import pytest
 
 from tests.fakediscord.server import CommandHiddenError
-from tests.reliability.conftest import receipt_job_id, rss_mib, submit, told, track_posts, wait_state
+from tests.harness import receipt_job_id, rss_mib, submit, told, track_posts, wait_state
 
 pytestmark = pytest.mark.slow
 

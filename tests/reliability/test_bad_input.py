@@ -22,8 +22,7 @@ import pytest
 
 from tests.bot.audio.conftest import _build as build_audio_corpus
 from tests.bot.audio.test_rejections import CASES, Listener, _write_net_playlist
-from tests.cogs.conftest import wav_bytes
-from tests.reliability.conftest import footer_job_id, rss_mib, submit, track_posts, wait_state
+from tests.harness import job_id_of, rss_mib, submit, track_posts, wait_state, wav_bytes
 
 pytestmark = pytest.mark.slow
 
@@ -277,7 +276,7 @@ async def test_prompts_with_mentions_markdown_zero_width_and_10000_characters(wo
     assert "Your prompt is 2000 characters long; the limit is 500" in answer.content
 
     # 10 000 characters in a reply to a track (a message is the only way that long): refused, free.
-    take = next(m for m in fake.bot_messages() if footer_job_id(m) == jobs["markdown"])
+    take = next(m for m in fake.bot_messages() if job_id_of(m) == jobs["markdown"])
     await fake.post_message(
         f"<@{fake.bot_user.id}> continue: " + "z" * 10_000, reply_to=take, mention_author=True, author=member
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reliability.conftest import submit, track_posts, wait_state
+from tests.harness import submit, track_posts, wait_state
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import asyncio
 
 import pytest
 
-from tests.reliability.conftest import refunded, submit, told, track_posts, wait_state
+from tests.harness import refunded, submit, told, track_posts, wait_state
 
 pytestmark = pytest.mark.slow
 

@@ -28,9 +28,8 @@ from typing import Any
 import pytest
 
 from bot.store import JobStore
-from tests.cogs.conftest import wav_bytes
+from tests.harness import job_id_of, refunded, track_posts, wav_bytes
 from tests.reliability.botproc import SLOW_STEP_ENV, BotProcess, alive
-from tests.reliability.conftest import footer_job_id, refunded, track_posts
 from tests.reliability.secrets_watch import BOT_TOKEN, WATCH
 
 pytestmark = pytest.mark.slow
@@ -130,7 +129,7 @@ async def test_kill_9_in_every_job_state_then_restart(fake_discord, tmp_path):
             return job.state.value if job else "?"
 
         async def caught_in_every_state() -> bool:
-            b_posted = any(footer_job_id(m) == ids["B"] for m in fake.bot_messages())
+            b_posted = any(job_id_of(m) == ids["B"] for m in fake.bot_messages())
             return (
                 await state("A") == "rendered"
                 and failing.hits >= 1
@@ -144,7 +143,7 @@ async def test_kill_9_in_every_job_state_then_restart(fake_discord, tmp_path):
         await until("A rendered, B uploading, C running, D and E queued", caught_in_every_state, first)
         orphans = await first.kill()
         assert orphans, "the bot process had no engine worker"
-        b_post_before_crash = next(m for m in fake.bot_messages() if footer_job_id(m) == ids["B"])
+        b_post_before_crash = next(m for m in fake.bot_messages() if job_id_of(m) == ids["B"])
         fake.faults.clear()
 
         # ---- run 2: A and B redelivered (B is found, not posted again), C runs again -> kill -9

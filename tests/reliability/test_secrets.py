@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cogs.conftest import wait_for_take
-from tests.reliability.conftest import submit, track_posts, wait_state
+from tests.harness import submit, track_posts, wait_for_take, wait_state
 from tests.reliability.secrets_watch import BOT_TOKEN, WATCH, token_hits
 
 pytestmark = pytest.mark.slow

@@ -113,8 +113,12 @@ def unsupported_reason(lm: LMModel) -> str | None:
         problem = _attention_problem(layer.self_attn, f"layer {index}'s self-attention")
         if problem is None and not layer.self_attn.causal:
             problem = f"layer {index}'s self-attention is not causal"
-        if problem is None and layer.cross_attention is not None:
-            problem = _attention_problem(layer.cross_attention, f"layer {index}'s cross-attention")
+        cross = layer.cross_attention
+        if problem is None and cross is not None:
+            if type(cross) is not StreamingMultiheadAttention:
+                problem = f"layer {index}'s cross-attention is a {type(cross).__name__}"
+            else:
+                problem = _attention_problem(cross, f"layer {index}'s cross-attention")
         if problem is not None:
             return problem
     return None
@@ -170,6 +174,51 @@ def autocast_for(device: torch.device, requested: str) -> TorchAutocast:
 def _time_dim(attn: StreamingMultiheadAttention) -> int:
     """audiocraft's layout: [b, h, t, d] (time dim 2) for SDPA, [b, t, h, d] (time dim 1) for its einsum path."""
     return 2 if attn.memory_efficient else 1
+
+
+# audiocraft keeps layers, embeddings and output projections in nn.ModuleLists and types a layer's
+# cross-attention as an nn.Module; these accessors give a supported LM's parts their classes.
+
+
+def _layers(lm: LMModel) -> list[StreamingTransformerLayer]:
+    """The transformer's layers (every one a StreamingTransformerLayer in a supported LM)."""
+    layers = []
+    for layer in lm.transformer.layers:
+        assert isinstance(layer, StreamingTransformerLayer)
+        layers.append(layer)
+    return layers
+
+
+def _layer_cross_attention(layer: StreamingTransformerLayer) -> StreamingMultiheadAttention | None:
+    """A layer's cross-attention, if it has one (a StreamingMultiheadAttention in a supported LM)."""
+    attn = layer.cross_attention
+    assert attn is None or isinstance(attn, StreamingMultiheadAttention)
+    return attn
+
+
+def _embedding_weights(lm: LMModel) -> list[torch.Tensor]:
+    """The weights of the LM's codebook embeddings, one per codebook."""
+    weights = []
+    for emb in lm.emb:
+        assert isinstance(emb, nn.Embedding)
+        weights.append(emb.weight)
+    return weights
+
+
+def _linear_weights(lm: LMModel) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """(weight, bias) of the LM's output projections, one per codebook."""
+    weights: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+    for linear in lm.linears:
+        assert isinstance(linear, nn.Linear)
+        weights.append((linear.weight, linear.bias))
+    return weights
+
+
+def _sum(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """``sum(tensors)`` exactly as audiocraft adds its codebook embeddings (0 + t0 + t1 ...)."""
+    total = sum(tensors)
+    assert isinstance(total, torch.Tensor)
+    return total
 
 
 def _split_heads(x: torch.Tensor, heads: int, time_dim: int) -> torch.Tensor:
@@ -273,9 +322,10 @@ class _LayerState:
         self.cross: _Attention | None = None
         self.cross_keys: torch.Tensor | None = None
         self.cross_values: torch.Tensor | None = None
-        if layer.cross_attention is not None:
+        cross = _layer_cross_attention(layer)
+        if cross is not None:
             assert cross_source is not None
-            self.cross = _Attention(layer.cross_attention, query_only=True)
+            self.cross = _Attention(cross, query_only=True)
             self.norm_cross = _bound_norm(layer.norm_cross)
             self.scale_cross = _bound_scale(layer.layer_scale_cross)
             self.prepare_cross(cross_source)
@@ -286,7 +336,7 @@ class _LayerState:
         Args:
             source: the fused cross-attention input of the window.
         """
-        attn = self.layer.cross_attention
+        attn = _layer_cross_attention(self.layer)
         assert attn is not None
         assert self.cross is not None
         k = F.linear(source, *_in_projection(attn, 1))
@@ -319,7 +369,7 @@ class _StepModel:
         self.static = static
         self.layers: list[_LayerState] = []
         prefill_len = 0
-        for index, layer in enumerate(lm.transformer.layers):
+        for index, layer in enumerate(_layers(lm)):
             time_dim = _time_dim(layer.self_attn)
             past_keys = prefill_state[f"transformer.layers.{index}.self_attn.past_keys"]
             past_values = prefill_state[f"transformer.layers.{index}.self_attn.past_values"]
@@ -339,9 +389,9 @@ class _StepModel:
         self.capacity = capacity
         # Static shapes attend over this many cache positions (see fit_window).
         self.window = capacity
-        self.embeddings = [emb.weight for emb in lm.emb]
+        self.embeddings = _embedding_weights(lm)
         self.out_norm = _bound_norm(lm.out_norm) if lm.out_norm else None
-        self.out_linears = [(linear.weight, linear.bias) for linear in lm.linears]
+        self.out_linears = _linear_weights(lm)
 
     # -------------------------------------------------------- attention
 
@@ -421,7 +471,7 @@ class _StepModel:
         Args:
             tokens: the codes of the current position (special tokens where the pattern has none).
         """
-        x = sum([F.embedding(tokens[:, k], weight) for k, weight in enumerate(self.embeddings)])
+        x = _sum([F.embedding(tokens[:, k], weight) for k, weight in enumerate(self.embeddings)])
         transformer = self.lm.transformer
         positions = self.position.view(-1, 1, 1)
         pos_emb = create_sin_embedding(positions, x.shape[-1], max_period=transformer.max_period, dtype=x.dtype)
@@ -482,7 +532,7 @@ class _GraphedSteps:
         self.bucket = bucket
         self.tokens = tokens.clone()
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
-        self.pool: object | None = None
+        self.pool: torch.cuda._POOL_HANDLE | None = None
 
     def _capture(self) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
         """Capture the step at the step model's current window (set by ``fit_window``)."""
@@ -671,7 +721,7 @@ def fast_generate(
             probe = torch.zeros(batch * copies, 1, lm.dim, device=device)
             _, cross_source = lm.fuser(probe, cfg_conditions)
         some_keys = next(iter(prefill_state.values()))
-        prefill_len = some_keys.shape[_time_dim(lm.transformer.layers[0].self_attn)]
+        prefill_len = some_keys.shape[_time_dim(_layers(lm)[0].self_attn)]
         capacity = prefill_len + steps_total - start - 1
         use_graphs = options.cuda_graphs and device.type == "cuda"
         step = _StepModel(lm, prefill_state, capacity, cross_source, static=use_graphs if static is None else static)
@@ -727,6 +777,7 @@ def jamgen_decoding(model: MusicGen, options: DecodeOptions | None = None) -> It
         log.info("decoding %s with audiocraft's loop: %s", model.name, reason)
         yield False
         return
+    # An instance attribute shadows the method for the block (deleted below): mypy forbids assigning to methods.
     lm.generate = functools.partial(fast_generate, lm, options=options)  # type: ignore[method-assign]
     try:
         yield True

@@ -98,6 +98,12 @@ def _reference_audio(model: MusicGen, rows: Sequence[GenerationRequest]) -> list
     return wavs
 
 
+def _audio_only(out: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """audiocraft's ``generate*`` output without ``return_tokens``: the audio alone."""
+    assert isinstance(out, torch.Tensor)
+    return out
+
+
 def _loop_to(wav: torch.Tensor, length: int) -> torch.Tensor:
     """Repeat a reference to ``length`` samples (audiocraft would pad shorter rows of a batch with silence)."""
     if wav.shape[-1] >= length:
@@ -166,7 +172,7 @@ def run_call(
     ]
 
     prompt: torch.Tensor | None = None
-    references: list[torch.Tensor] = []
+    references: list[torch.Tensor | None] = []
     prompt_frames = 0
     if mode == Mode.CONTINUATION:
         wavs = _reference_audio(model, rows)
@@ -196,13 +202,18 @@ def run_call(
             assert prompt is not None
             out = model.generate_continuation(prompt, model.sample_rate, descriptions, progress=True)
         elif mode in (Mode.MELODY, Mode.STYLE):
-            out = model.generate_with_chroma(descriptions, references, model.sample_rate, progress=True)
+            out = model.generate_with_chroma(
+                descriptions,  # type: ignore[arg-type]  # audiocraft says list[str]; None is "no text" there too
+                references,
+                model.sample_rate,
+                progress=True,
+            )
         else:
-            out = model.generate(descriptions, progress=True)  # type: ignore[arg-type]
+            out = model.generate(descriptions, progress=True)  # type: ignore[arg-type]  # the same list[str] gap
     elapsed = time.monotonic() - started
     if done < total:
         on_step(total, total)
-    audio = out.detach().float().cpu().numpy()
+    audio = _audio_only(out).detach().float().cpu().numpy()
     return CallOutput(
         audio=[np.ascontiguousarray(audio[i], dtype=np.float32) for i in range(audio.shape[0])],
         sample_rate=model.sample_rate,

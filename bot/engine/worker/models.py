@@ -15,11 +15,12 @@ import pickle
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import torch
 from audiocraft.models import MusicGen
-from audiocraft.models.encodec import EncodecModel, InterleaveStereoCompressionModel
+from audiocraft.models.encodec import CompressionModel, EncodecModel, InterleaveStereoCompressionModel
 from audiocraft.models.lm import LMModel
 from audiocraft.modules import SEANetDecoder, SEANetEncoder
 from audiocraft.modules.codebooks_patterns import DelayedPatternProvider
@@ -149,14 +150,22 @@ def _start_from_random_codes(module: torch.nn.Module) -> None:
     """
     for codebook in module.modules():
         if isinstance(codebook, EuclideanCodebook):
-            codebook.embed.data.copy_(torch.randn_like(codebook.embed))
-            codebook.embed_avg.data.copy_(codebook.embed.data)
-            codebook.inited.data.fill_(1.0)
+            embed = codebook.get_buffer("embed")
+            embed.data.copy_(torch.randn_like(embed))
+            codebook.get_buffer("embed_avg").data.copy_(embed.data)
+            codebook.get_buffer("inited").data.fill_(1.0)
+
+
+class _SeanetArgs(TypedDict):
+    n_filters: int
+    n_residual_layers: int
+    dimension: int
+    ratios: list[int]
 
 
 def _debug_compression_model(device: torch.device) -> EncodecModel:
     """audiocraft's debug codec (32 kHz, 25 frames/s, 4 codebooks of 400), without its k-means warm-up."""
-    seanet = {"n_filters": 4, "n_residual_layers": 1, "dimension": 32, "ratios": [10, 8, 16]}
+    seanet: _SeanetArgs = {"n_filters": 4, "n_residual_layers": 1, "dimension": 32, "ratios": [10, 8, 16]}
     quantizer = ResidualVectorQuantizer(dimension=32, bins=400, n_q=4)
     _start_from_random_codes(quantizer)
     model = EncodecModel(
@@ -262,7 +271,7 @@ def build_debug_model(spec: ModelSpec, device: torch.device) -> MusicGen:
         device: where it runs.
     """
     torch.manual_seed(DEBUG_WEIGHTS_SEED)
-    compression = _debug_compression_model(device)
+    compression: CompressionModel = _debug_compression_model(device)
     wav_conditioner: BaseConditioner | None = None
     if Mode.MELODY in spec.modes:
         wav_conditioner = _debug_chroma_conditioner(device, spec.max_duration)

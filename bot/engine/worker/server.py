@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Protocol
 
 from bot.engine.config import EngineConfig
 from bot.engine.planning import plan_calls, split_in_halves
@@ -45,14 +46,25 @@ from bot.engine.protocol import (
 from bot.engine.types import GenerationRequest
 from bot.errors import UserInputError
 
+if TYPE_CHECKING:  # both import torch and audiocraft, which the worker imports only in run()
+    from audiocraft.models import MusicGen
+
+    from bot.engine.worker.models import ModelCache
+
 log = logging.getLogger("jamgen.engine.worker")
 
 PROGRESS_INTERVAL_S = 0.1
 _seed_source = random.SystemRandom()
 
 
-class Interrupted(Exception):
+class CallCancelledError(Exception):
     """Every row of the running call was cancelled."""
+
+
+class _Fail(Protocol):
+    """Answers the rows not answered yet with one error."""
+
+    def __call__(self, rows: Sequence[GenerationRequest], kind: str, text: str, retriable: bool = False) -> None: ...
 
 
 class Worker:
@@ -78,7 +90,7 @@ class Worker:
         self.generate_calls = 0
         self.busy = False
         self.device_text = "starting"
-        self.cache = None  # ModelCache, set in run() after torch is imported
+        self.cache: ModelCache | None = None  # set in run() after torch is imported
         self.max_batch = 1
 
     # ------------------------------------------------------------ plumbing
@@ -137,7 +149,7 @@ class Worker:
 
                 torch.set_num_threads(self.config.cpu_threads)
             self.device_text = describe_device(device)
-            self.cache = ModelCache(  # type: ignore[assignment]
+            self.cache = ModelCache(
                 device, self.config.memory_budget_gb, self.config.model_dir, huge_pages=self.config.huge_pages
             )
             self.max_batch = self.config.batch_limit(device.type == "cuda")
@@ -220,7 +232,7 @@ class Worker:
                 live.append(row)
         return live
 
-    def _model_for(self, batch_id: int, rows: Sequence[GenerationRequest], fail: object) -> object | None:
+    def _model_for(self, batch_id: int, rows: Sequence[GenerationRequest], fail: _Fail) -> MusicGen | None:
         assert self.cache is not None
         name = rows[0].model
         if name not in self.cache.lru:
@@ -228,32 +240,32 @@ class Worker:
         try:
             return self.cache.get(name)
         except UserInputError as exc:
-            fail(rows, ERROR_REJECTED, str(exc))  # type: ignore[operator]
+            fail(rows, ERROR_REJECTED, str(exc))
         except Exception as exc:
             log.exception("loading model %s failed", name)
-            fail(rows, ERROR_FAILED, _describe_failure("Loading the model", exc))  # type: ignore[operator]
+            fail(rows, ERROR_FAILED, _describe_failure("Loading the model", exc))
         return None
 
     def _generate_with_oom_split(
         self,
         batch_id: int,
-        model: object,
+        model: MusicGen,
         rows: list[GenerationRequest],
         answered: set[str],
-        fail: object,
+        fail: _Fail,
     ) -> None:
         from bot.engine.worker.models import free_memory, is_out_of_memory
 
         try:
             self._generate(batch_id, model, rows, answered)
             return
-        except Interrupted:
+        except CallCancelledError:
             self._drop_cancelled(batch_id, rows, answered)
             return
         except Exception as exc:
             if not is_out_of_memory(exc):
                 log.exception("generate call failed (batch %s, %d rows)", batch_id, len(rows))
-                fail(rows, ERROR_FAILED, _describe_failure("The generation", exc))  # type: ignore[operator]
+                fail(rows, ERROR_FAILED, _describe_failure("The generation", exc))
                 return
             log.warning("out of memory with %d rows: %s", len(rows), exc)
         assert self.cache is not None
@@ -261,7 +273,7 @@ class Worker:
         free_memory(self.cache.device)
         halves = split_in_halves(rows)
         if not halves:
-            fail(rows, ERROR_OUT_OF_MEMORY, _OOM_MESSAGE, True)  # type: ignore[operator]
+            fail(rows, ERROR_OUT_OF_MEMORY, _OOM_MESSAGE, True)
             return
         for half in halves:
             live = self._drop_cancelled(batch_id, half, answered)
@@ -269,18 +281,18 @@ class Worker:
                 continue
             try:
                 self._generate(batch_id, model, live, answered)
-            except Interrupted:
+            except CallCancelledError:
                 self._drop_cancelled(batch_id, live, answered)
             except Exception as exc:
                 if is_out_of_memory(exc):
                     log.warning("out of memory again with %d rows", len(live))
                     free_memory(self.cache.device)
-                    fail(live, ERROR_OUT_OF_MEMORY, _OOM_MESSAGE, True)  # type: ignore[operator]
+                    fail(live, ERROR_OUT_OF_MEMORY, _OOM_MESSAGE, True)
                 else:
                     log.exception("generate call failed (batch %s, %d rows)", batch_id, len(live))
-                    fail(live, ERROR_FAILED, _describe_failure("The generation", exc))  # type: ignore[operator]
+                    fail(live, ERROR_FAILED, _describe_failure("The generation", exc))
 
-    def _generate(self, batch_id: int, model: object, rows: list[GenerationRequest], answered: set[str]) -> None:
+    def _generate(self, batch_id: int, model: MusicGen, rows: list[GenerationRequest], answered: set[str]) -> None:
         """One generate call; sends a result (or a cancellation) for each row."""
         from bot.engine.worker.generate import run_call
 
@@ -294,7 +306,7 @@ class Worker:
             if faults:
                 self._inject(faults, done, len(rows))
             if all(self.is_cancelled(i) for i in ids):
-                raise Interrupted
+                raise CallCancelledError
             now = time.monotonic()
             if done >= total or now - last_sent >= PROGRESS_INTERVAL_S:
                 last_sent = now
@@ -302,7 +314,7 @@ class Worker:
 
         self.send(Stage(batch_id, "generating", ids, rows[0].duration))
         self.generate_calls += 1
-        output = run_call(model, rows, seed, on_step)  # type: ignore[arg-type]
+        output = run_call(model, rows, seed, on_step)
         for row, audio in zip(rows, output.audio, strict=True):
             if row.request_id in answered:
                 continue

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from audiocraft.models import MusicGen, builders
 from audiocraft.models.lm import LMModel
+from audiocraft.modules.conditioners import ChromaStemConditioner
 from omegaconf import OmegaConf
 
 from bot.engine.worker.models import _patched, _start_from_random_codes
@@ -242,10 +243,11 @@ def build_sized_lm(shape: ModelShape | str, device: torch.device) -> LMModel:
     else:
         lm = builders.get_lm_model(lm_cfg)
     lm = lm.to(device).eval()
-    # The adjustments MusicGen.get_pretrained makes to a melody model.
-    if "self_wav" in lm.condition_provider.conditioners:
-        lm.condition_provider.conditioners["self_wav"].match_len_on_eval = True
-        lm.condition_provider.conditioners["self_wav"]._use_masking = False
+    # The adjustments MusicGen.get_pretrained makes to a melody model (its self_wav is the chroma conditioner).
+    conditioners = lm.condition_provider.conditioners
+    if "self_wav" in conditioners and isinstance(self_wav := conditioners["self_wav"], ChromaStemConditioner):
+        self_wav.match_len_on_eval = True
+        self_wav._use_masking = False
     return lm
 
 

@@ -12,11 +12,11 @@ import pytest
 from bot.engine.protocol import CancelRequests
 from bot.engine.types import (
     EngineError,
-    GenerationCancelled,
+    GenerationCancelledError,
     GenerationRequest,
     GenerationResult,
     Mode,
-    RequestRejected,
+    RequestRejectedError,
     SamplingParams,
 )
 
@@ -26,9 +26,11 @@ SAMPLE_RATE = 32000
 FRAME = 1280  # samples per frame of the debug codec (25 frames/s at 32 kHz)
 
 
-def request(request_id, *, model="debug", mode=Mode.TEXT, prompt="lofi piano", duration=2.0, seed=None, **kw):
+def request(name, *, model="debug", mode=Mode.TEXT, prompt="lofi piano", duration=2.0, seed=None, **kw):
+    """A request for take 0 of job ``name`` (or the take a ``job:take`` name says)."""
     sampling = kw.pop("sampling", None) or SamplingParams.for_mode(mode)
-    return GenerationRequest(request_id, model, mode, prompt, duration, sampling, seed, **kw)
+    job_id, _, take = name.rpartition(":") if ":" in name else (name, "", "0")
+    return GenerationRequest(job_id, int(take), model, mode, prompt, duration, sampling, seed, **kw)
 
 
 def assert_take(result, *, duration, channels=1):
@@ -152,10 +154,10 @@ async def test_a_bad_request_is_rejected_without_sinking_its_batch(engine, noise
     )
     results = await engine.generate([request("good"), short_style, request("good", prompt="twice")])
     assert_take(results[0], duration=2.0)
-    assert isinstance(results[1], RequestRejected)
+    assert isinstance(results[1], RequestRejectedError)
     assert results[1].user_error
     assert "excerpt" in str(results[1])
-    assert isinstance(results[2], RequestRejected)
+    assert isinstance(results[2], RequestRejectedError)
     assert "twice" in str(results[2])
 
 
@@ -176,7 +178,7 @@ async def test_cancelling_every_request_stops_the_running_batch(engine):
     await engine.cancel_batch()
     results = await task
     assert time.monotonic() - cancelled_at < 1.0
-    assert all(isinstance(r, GenerationCancelled) for r in results)
+    assert all(isinstance(r, GenerationCancelledError) for r in results)
     # The worker really stopped: it is idle long before the 5 s the batch needed, at the last seen step.
     assert await engine.wait_idle(3.0)
     assert max(p.done_steps for p in progress) < progress[-1].total_steps
@@ -188,9 +190,9 @@ async def test_cancelling_one_request_drops_only_its_row(engine):
     rows = [request(f"slow-one-{i}", duration=1.0) for i in range(2)]
     task = asyncio.create_task(engine.generate(rows, progress.append))
     await _wait_for_progress(progress)
-    await engine.cancel("slow-one-0")
+    await engine.cancel(rows[0].request_id)
     results = await task
-    assert isinstance(results[0], GenerationCancelled)
+    assert isinstance(results[0], GenerationCancelledError)
     assert_take(results[1], duration=1.0)
 
 

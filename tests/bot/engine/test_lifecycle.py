@@ -48,12 +48,12 @@ async def test_warmup_restart_and_close(tmp_path, caplog):
     await engine.close()
     assert not (await engine.health()).alive
     with pytest.raises(EngineError, match="shut down"):
-        await engine.generate([GenerationRequest("late", "debug", Mode.TEXT, "x", 1.0)])
+        await engine.generate([GenerationRequest("late", 0, "debug", Mode.TEXT, "x", 1.0)])
 
 
 async def test_debug_models_are_refused_when_settings_hide_them(tmp_path):
     engine = EngineClient.from_settings(Settings.from_env({"JAMGEN_MODEL_DIR": str(tmp_path)}))
-    results = await engine.generate([GenerationRequest("hidden", "debug", Mode.TEXT, "x", 1.0)])
+    results = await engine.generate([GenerationRequest("hidden", 0, "debug", Mode.TEXT, "x", 1.0)])
     assert "switched off" in str(results[0])
     assert not (await engine.health()).alive  # a rejected batch starts no worker
     await engine.close()

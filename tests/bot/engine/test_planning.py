@@ -2,14 +2,12 @@ from bot.engine.planning import plan_calls, split_in_halves
 from bot.engine.types import GenerationRequest, Mode, SamplingParams
 
 
-def _req(request_id, *, model="debug", mode=Mode.TEXT, duration=2.0, seed=None, sampling=None):
-    return GenerationRequest(
-        request_id, model, mode, f"prompt {request_id}", duration, sampling or SamplingParams(), seed
-    )
+def _req(job_id, *, model="debug", mode=Mode.TEXT, duration=2.0, seed=None, sampling=None):
+    return GenerationRequest(job_id, 0, model, mode, f"prompt {job_id}", duration, sampling or SamplingParams(), seed)
 
 
 def _ids(calls):
-    return [[r.request_id for r in call] for call in calls]
+    return [[r.job_id for r in call] for call in calls]
 
 
 def test_requests_sharing_a_key_share_one_call():

@@ -16,14 +16,21 @@ from bot.config import Settings
 from bot.engine.backends import engine_from_settings
 from bot.engine.client import EngineClient, _start_process
 from bot.engine.pool import EnginePool
-from bot.engine.types import EngineError, GenerationCancelled, GenerationRequest, Mode
-from tests.bot.service.fakes import FakeEngine
+from bot.engine.types import EngineError, GenerationCancelledError, GenerationRequest, Mode
+from tests.harness import FakeEngine
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def requests(model: str, *ids: str) -> list[GenerationRequest]:
-    return [GenerationRequest(request_id=i, model=model, mode=Mode.TEXT, prompt="x", duration=0.1) for i in ids]
+def requests(model: str, *names: str) -> list[GenerationRequest]:
+    """Take 0 of job ``name`` (or the take a ``job:take`` name says) for each name."""
+    made = []
+    for name in names:
+        job_id, _, take = name.rpartition(":") if ":" in name else (name, "", "0")
+        made.append(
+            GenerationRequest(job_id=job_id, take=int(take), model=model, mode=Mode.TEXT, prompt="x", duration=0.1)
+        )
+    return made
 
 
 def pool_of(count: int) -> tuple[EnginePool, list[FakeEngine]]:
@@ -31,8 +38,8 @@ def pool_of(count: int) -> tuple[EnginePool, list[FakeEngine]]:
     return EnginePool([(engine, f"fake {i}") for i, engine in enumerate(engines)]), engines
 
 
-def ran_on(engines: list[FakeEngine], request_id: str) -> int:
-    return next(i for i, e in enumerate(engines) if any(r.request_id == request_id for c in e.calls for r in c))
+def ran_on(engines: list[FakeEngine], name: str) -> int:
+    return next(i for i, e in enumerate(engines) if any(name in (r.job_id, r.request_id) for c in e.calls for r in c))
 
 
 async def test_a_batch_goes_to_the_engine_that_holds_its_model_else_to_the_coldest():
@@ -91,10 +98,10 @@ async def test_cancel_reaches_the_engine_running_the_request_or_waits_for_it():
     for engine in engines:
         engine.release.set()
     assert not isinstance((await run_a)[0], EngineError)
-    assert isinstance((await run_b)[0], GenerationCancelled)
+    assert isinstance((await run_b)[0], GenerationCancelledError)
     claim_a.release()
     late = await pool.generate(requests("debug", "later:0", "later:1"))
-    assert isinstance(late[0], GenerationCancelled)
+    assert isinstance(late[0], GenerationCancelledError)
     assert not isinstance(late[1], EngineError)
     claim_b.release()
 
@@ -135,7 +142,7 @@ def test_run_and_generate_do_not_import_ray_without_ray_settings():
     code = (
         "import json, sys\n"
         "from bot.config import Settings\n"
-        "import bot.cli.run, bot.cli.generate, bot.service.runtime, bot.client\n"
+        "import bot.cli.run, bot.cli.generate, bot.service.runtime, bot.discord\n"
         "from bot.engine.backends import engine_from_settings\n"
         "engine_from_settings(Settings.from_env({'JAMGEN_ENGINES': '2'}))\n"
         "print(json.dumps('ray' in sys.modules))"

@@ -23,6 +23,7 @@ def _audio(seconds, rate=32000, channels=1):
 def _req(mode=Mode.TEXT, model="debug", duration=2.0, audio=None, sampling=None, seed=None):
     return GenerationRequest(
         "r",
+        0,
         model,
         mode,
         "prompt",

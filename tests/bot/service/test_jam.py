@@ -8,10 +8,9 @@ import pytest
 
 from bot.engine.types import EngineError, Mode, SamplingParams
 from bot.service import JamRequest, JobState, Phase, QueueFullError
-from bot.store import QuotaExceeded, TooManyPending
-from tests.bot.service.conftest import RecordingDeliverer, build_harness, final_jobs
-from tests.bot.service.fakes import FakeEngine
+from bot.store import QuotaExceededError, TooManyPendingError
 from tests.bot.store.conftest import raw
+from tests.harness import FakeEngine, RecordingDeliverer, build_harness, final_jobs
 
 GUILD = 77
 CHANNEL = 88
@@ -226,7 +225,7 @@ async def test_200_concurrent_submits_from_20_users_caps_hold_and_all_accepted_a
         accepted = [r for r in results if not isinstance(r, BaseException)]
         refused = [r for r in results if isinstance(r, BaseException)]
         assert len(accepted) + len(refused) == 200
-        assert all(isinstance(r, TooManyPending) for r in refused), {type(r) for r in refused}
+        assert all(isinstance(r, TooManyPendingError) for r in refused), {type(r) for r in refused}
         assert len(accepted) == 60
         for user in range(20):
             assert await h.store.count_pending(user_id=user) == 3
@@ -244,7 +243,7 @@ async def test_quota_refusal_and_queue_full(tmp_path):
     await h.service.start()
     try:
         await h.service.submit(request(1, duration=4))
-        with pytest.raises(QuotaExceeded):
+        with pytest.raises(QuotaExceededError):
             await h.service.submit(request(1, duration=2))
         await h.service.submit(request(2, duration=1))
         await h.service.submit(request(3, duration=1))

@@ -23,7 +23,7 @@ from bot.engine.pool import EnginePool
 from bot.engine.protocol import EngineFaults
 from bot.engine.types import Engine, EngineHealth, GenerationRequest, Mode, Progress, ProgressCallback
 from bot.service import JamRequest, JobState
-from tests.bot.service.conftest import build_harness
+from tests.harness import build_harness
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -20,7 +20,7 @@ from bot.engine.protocol import EngineFaults
 from bot.engine.ray_backend import RayEnginePool
 from bot.engine.types import Mode, SamplingParams
 from bot.service import JamRequest, JobState, JobUpdate, Phase
-from tests.bot.service.conftest import build_harness
+from tests.harness import build_harness
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

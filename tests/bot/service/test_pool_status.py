@@ -7,8 +7,7 @@ import time
 from bot.cli.doctor import quick_heartbeat
 from bot.engine.pool import EnginePool
 from bot.heartbeat import beat_once, heartbeat_path, write_heartbeat
-from tests.bot.service.conftest import build_harness
-from tests.bot.service.fakes import FakeEngine
+from tests.harness import FakeEngine, build_harness
 
 
 def two_engines() -> EnginePool:

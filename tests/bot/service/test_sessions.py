@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.discord.tree import render_tree_pages
 from bot.engine.types import Mode
 from bot.errors import UserInputError
 from bot.service.requests import JamRequest
@@ -15,7 +16,6 @@ from bot.service.sessions import (
     parse_bpm,
     parse_key,
     parse_time_signature,
-    render_tree_pages,
     strip_decoration,
 )
 from bot.store import JobStore, NewJob

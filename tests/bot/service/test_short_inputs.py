@@ -1,25 +1,21 @@
 """Conditioning audio that does not match what was asked: fitted before anything is charged, said on the receipt.
 
 A style clip shorter than the excerpt length is heard whole; audio to continue that does not fit the model's
-window is cut to its last seconds that do. The engine here is the fake one, but every request the service sends
-it passes the real engine's ``validate_request``, as ``EngineClient`` would check it.
+window is cut to its last seconds that do. The engine here is the fake one, which checks every request the
+service sends it with the real engine's ``validate_request``, as ``EngineClient`` does.
 """
 
 from __future__ import annotations
 
 import io
 import wave
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 
-from bot.engine.types import EngineError, GenerationRequest, Mode, ProgressCallback, SamplingParams
-from bot.engine.validation import validate_request
+from bot.engine.types import Mode, SamplingParams
 from bot.service import AudioInput, JamRequest
-from tests.bot.service.conftest import build_harness
-from tests.bot.service.fakes import FakeEngine
+from tests.harness import FakeEngine, build_harness
 
 GUILD = 77
 CHANNEL = 88
@@ -41,22 +37,6 @@ def wav_bytes(*parts: tuple[float, float]) -> bytes:
     return buffer.getvalue()
 
 
-@dataclass
-class CheckingEngine(FakeEngine):
-    """The fake engine, refusing what the real engine client would refuse."""
-
-    refused: list[str] = field(default_factory=list)
-
-    async def generate(self, batch: Sequence[GenerationRequest], on_progress: ProgressCallback | None = None) -> list:
-        for request in batch:
-            try:
-                validate_request(request, max_duration=120)
-            except Exception as error:
-                self.refused.append(str(error))
-                return [EngineError(str(error)) for _ in batch]
-        return await super().generate(batch, on_progress)
-
-
 def _peak_hz(audio: np.ndarray) -> float:
     spectrum = np.abs(np.fft.rfft(audio[0]))
     return float(np.argmax(spectrum) * RATE / audio.shape[-1])
@@ -64,7 +44,7 @@ def _peak_hz(audio: np.ndarray) -> float:
 
 @pytest.fixture
 async def service(tmp_path):
-    h = await build_harness(tmp_path, engine=CheckingEngine())
+    h = await build_harness(tmp_path, engine=FakeEngine())
     await h.service.start()
     yield h
     await h.service.close()

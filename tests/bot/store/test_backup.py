@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.store import BackupExists, JobStore, backup_database, check_database
+from bot.store import BackupExistsError, JobStore, backup_database, check_database
 
 from .conftest import new_job, raw
 
@@ -87,7 +87,7 @@ async def test_a_backup_taken_during_writes_restores_every_committed_job(tmp_pat
 async def test_a_backup_never_overwrites_a_file(store, db_path, tmp_path):
     target = tmp_path / "exists.db"
     target.write_text("precious")
-    with pytest.raises(BackupExists):
+    with pytest.raises(BackupExistsError):
         await backup_database(db_path, target)
     assert target.read_text() == "precious"
     report = await backup_database(db_path, tmp_path / "fresh.db")

@@ -2,8 +2,8 @@ import asyncio
 
 import pytest
 
-from bot.store import IllegalTransition, JobState, JobStore, QuotaExceeded
-from bot.store.store import _FastLaneLock
+from bot.store import IllegalTransitionError, JobState, JobStore, QuotaExceededError
+from bot.store.base import _FastLaneLock
 
 from .conftest import new_job, raw
 
@@ -21,7 +21,7 @@ async def test_fifty_racing_reservations_against_a_budget_of_nine(db_path, clock
         for s in stores:
             await s.close()
     accepted = [r for r in results if not isinstance(r, BaseException)]
-    refused = [r for r in results if isinstance(r, QuotaExceeded)]
+    refused = [r for r in results if isinstance(r, QuotaExceededError)]
     assert len(accepted) == 9
     assert len(refused) == 41  # nothing else went wrong (no busy errors, no overdraft)
     assert len({job.id for job in accepted}) == 9
@@ -76,7 +76,7 @@ async def test_a_batch_starts_whole_or_not_at_all(store):
     ready = await store.submit_job(new_job(user_id=1), cost=1)
     gone = await store.submit_job(new_job(user_id=2), cost=1)
     await store.mark_cancelled(gone.id)
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransitionError):
         await store.mark_batch_running([ready.id, gone.id])
     assert (await store.get_job(ready.id)).state is JobState.QUEUED
     assert (await store.get_job(ready.id)).attempts == 0

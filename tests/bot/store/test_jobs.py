@@ -4,14 +4,14 @@ import pytest
 
 from bot.errors import InternalError, UserInputError
 from bot.store import (
-    Blocked,
-    IllegalTransition,
+    BlockedError,
+    IllegalTransitionError,
     Job,
-    JobNotFound,
+    JobNotFoundError,
     JobState,
     NewJob,
-    SecretRefused,
-    TooManyPending,
+    SecretRefusedError,
+    TooManyPendingError,
 )
 from bot.store.ids import ALPHABET, ID_LENGTH, looks_like_job_id
 
@@ -105,7 +105,7 @@ async def test_the_jobs_table_has_no_token_column(store, db_path):
     ],
 )
 async def test_anything_that_looks_like_a_token_is_refused_before_the_disk(store, db_path, params, extra):
-    with pytest.raises(SecretRefused) as info:
+    with pytest.raises(SecretRefusedError) as info:
         await store.submit_job(new_job(params=params, extra=extra), cost=1)
     assert isinstance(info.value, InternalError)
     assert raw(db_path, "SELECT count(*) FROM jobs")[0][0] == 0
@@ -114,9 +114,9 @@ async def test_anything_that_looks_like_a_token_is_refused_before_the_disk(store
 
 async def test_a_token_cannot_sneak_in_through_update_job(store):
     job = await store.submit_job(new_job(), cost=1)
-    with pytest.raises(SecretRefused):
+    with pytest.raises(SecretRefusedError):
         await store.update_job(job.id, extra={"token": "x"})
-    with pytest.raises(SecretRefused):
+    with pytest.raises(SecretRefusedError):
         await store.update_job(job.id, params={"interaction_token": "x"})
     assert (await store.get_job(job.id)).extra == {}
     assert (await store.get_job(job.id)).params == {"duration": 10}
@@ -198,7 +198,7 @@ def _act(store, action, job_id):
 async def test_illegal_transitions_are_refused_and_change_nothing(store, state, action):
     job = await _job_in(store, state)
     ledger_before = await store.job_ledger(job.id)
-    with pytest.raises(IllegalTransition) as info:
+    with pytest.raises(IllegalTransitionError) as info:
         await _act(store, action, job.id)
     assert not info.value.user_error
     assert info.value.current == state
@@ -208,7 +208,7 @@ async def test_illegal_transitions_are_refused_and_change_nothing(store, state, 
 
 @pytest.mark.parametrize("action", ["start", "render", "deliver", "fail", "cancel", "requeue"])
 async def test_transitions_of_an_unknown_job_say_so(store, action):
-    with pytest.raises(JobNotFound) as info:
+    with pytest.raises(JobNotFoundError) as info:
         await _act(store, action, "zzzzzzzz")
     assert isinstance(info.value, UserInputError)
 
@@ -255,7 +255,7 @@ async def test_update_job_sets_message_ids_and_merges_extra(store):
     assert moved.progress_message_id == 55
     cleared = await store.update_job(job.id, progress_message_id=None)
     assert cleared.progress_message_id is None
-    with pytest.raises(JobNotFound):
+    with pytest.raises(JobNotFoundError):
         await store.update_job("zzzzzzzz", progress_message_id=1)
 
 
@@ -278,12 +278,12 @@ async def test_children_and_lineage_follow_remixes(store):
     assert [j.id for j in await store.lineage(grandchild.id)] == [root.id, child.id, grandchild.id]
     assert [j.id for j in await store.lineage(root.id)] == [root.id]
     assert await store.children(grandchild.id) == []
-    with pytest.raises(JobNotFound):
+    with pytest.raises(JobNotFoundError):
         await store.lineage("zzzzzzzz")
 
 
 async def test_remixing_a_missing_job_is_refused_and_not_charged(store, db_path):
-    with pytest.raises(JobNotFound):
+    with pytest.raises(JobNotFoundError):
         await store.submit_job(new_job(parent_id="zzzzzzzz"), cost=3)
     assert raw(db_path, "SELECT count(*) FROM jobs")[0][0] == 0
     assert (await store.quota_status(1, 10)).used == 0
@@ -319,18 +319,18 @@ async def test_count_pending_counts_queued_and_running_only(store):
 async def test_pending_caps_refuse_without_charging(store, db_path):
     for _ in range(2):
         await store.submit_job(new_job(user_id=1), cost=1, max_pending_user=2)
-    with pytest.raises(TooManyPending) as info:
+    with pytest.raises(TooManyPendingError) as info:
         await store.submit_job(new_job(user_id=1), cost=1, max_pending_user=2)
     assert (info.value.scope, info.value.pending, info.value.limit) == ("user", 2, 2)
     assert "You already have 2 tracks" in str(info.value)
     await store.submit_job(new_job(user_id=2), cost=1, max_pending_guild=3)
-    with pytest.raises(TooManyPending) as info:
+    with pytest.raises(TooManyPendingError) as info:
         await store.submit_job(new_job(user_id=3), cost=1, max_pending_guild=3)
     assert info.value.scope == "guild"
     assert "This server already has 3" in str(info.value)
     # a DM is not counted against any server
     await store.submit_job(new_job(user_id=3, guild_id=None), cost=1, max_pending_guild=3)
-    with pytest.raises(TooManyPending) as info:
+    with pytest.raises(TooManyPendingError) as info:
         await store.submit_job(new_job(user_id=4, guild_id=99), cost=1, max_queue=4)
     assert info.value.scope == "queue"
     assert raw(db_path, "SELECT count(*) FROM jobs")[0][0] == 4
@@ -345,7 +345,7 @@ async def test_finished_jobs_free_their_pending_slot(store):
 
 async def test_blocked_members_and_servers_are_refused(store, db_path):
     await store.block("user", 1, reason="spam")
-    with pytest.raises(Blocked) as info:
+    with pytest.raises(BlockedError) as info:
         await store.submit_job(new_job(user_id=1), cost=1)
     assert info.value.kind == "user"
     assert info.value.reason == "spam"
@@ -356,7 +356,7 @@ async def test_blocked_members_and_servers_are_refused(store, db_path):
     assert await store.is_blocked(2, 20)
     assert not await store.is_blocked(2, 10)
     assert not await store.is_blocked(2, None)
-    with pytest.raises(Blocked) as info:
+    with pytest.raises(BlockedError) as info:
         await store.submit_job(new_job(user_id=2, guild_id=20), cost=1)
     assert info.value.kind == "guild"
     assert "this server" in str(info.value)

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from bot.errors import UserInputError
-from bot.store import JobStore, QuotaExceeded, format_seconds, format_wait, next_reset, utc_day
+from bot.store import JobStore, QuotaExceededError, format_seconds, format_wait, next_reset, utc_day
 
 from .conftest import FakeClock, new_job, raw
 
@@ -35,7 +35,7 @@ async def test_submitting_charges_and_the_ledger_says_so(store):
 
 async def test_quota_exceeded_says_how_much_is_left_and_when_it_resets(store, db_path):
     await store.submit_job(new_job(), cost=590)
-    with pytest.raises(QuotaExceeded) as info:
+    with pytest.raises(QuotaExceededError) as info:
         await store.submit_job(new_job(), cost=30)
     error = info.value
     assert isinstance(error, UserInputError)
@@ -54,7 +54,7 @@ async def test_an_exact_fit_is_allowed_and_then_nothing_more(store):
     await store.submit_job(new_job(), cost=599.999)
     await store.submit_job(new_job(), cost=0.001)
     assert (await store.quota_status(1, 10)).remaining == 0
-    with pytest.raises(QuotaExceeded) as info:
+    with pytest.raises(QuotaExceededError) as info:
         await store.submit_job(new_job(), cost=0.001)
     assert str(info.value).startswith("You have used all 10 min of today's quota.")
     await store.submit_job(new_job(), cost=0)  # free work is always allowed
@@ -98,7 +98,7 @@ async def test_server_settings_and_tiers_do_not_apply_in_direct_messages(store):
 
 async def test_the_global_default_can_be_given_per_call(store):
     assert (await store.quota_status(1, 10, default_budget=20)).budget == 20
-    with pytest.raises(QuotaExceeded):
+    with pytest.raises(QuotaExceededError):
         await store.submit_job(new_job(), cost=21, default_budget=20)
 
 
@@ -116,7 +116,7 @@ async def test_admins_and_unlimited_members_are_never_refused_but_their_use_is_r
 
 async def test_quota_is_kept_per_server(store):
     await store.submit_job(new_job(guild_id=10), cost=600)
-    with pytest.raises(QuotaExceeded):
+    with pytest.raises(QuotaExceededError):
         await store.submit_job(new_job(guild_id=10), cost=1)
     await store.submit_job(new_job(guild_id=20), cost=600)
     await store.submit_job(new_job(guild_id=None), cost=600)
@@ -212,7 +212,7 @@ async def test_a_lowered_budget_leaves_nothing_but_never_goes_negative(store):
     await store.set_user_budget(1, 10, 100)
     status = await store.quota_status(1, 10)
     assert (status.budget, status.used, status.remaining) == (100, 300, 0)
-    with pytest.raises(QuotaExceeded):
+    with pytest.raises(QuotaExceededError):
         await store.submit_job(new_job(), cost=1)
 
 

@@ -4,7 +4,15 @@ import sqlite3
 import pytest
 
 from bot.errors import ConfigError
-from bot.store import DatabaseTooNew, JobState, JobStore, MigrationFailed, NotADatabase, check_database, latest_version
+from bot.store import (
+    DatabaseTooNewError,
+    JobState,
+    JobStore,
+    MigrationFailedError,
+    NotADatabaseError,
+    check_database,
+    latest_version,
+)
 from bot.store.schema import Migration, connect, load_migrations, migrate, schema_version, split_statements
 
 from .conftest import new_job, raw
@@ -117,7 +125,7 @@ async def test_a_database_from_a_newer_jamgen_is_refused_with_a_clear_message(db
         pass
     newer = latest_version() + 1
     raw(db_path, f"PRAGMA user_version = {newer}")
-    with pytest.raises(DatabaseTooNew) as info:
+    with pytest.raises(DatabaseTooNewError) as info:
         await JobStore.open(db_path, clock=clock)
     assert isinstance(info.value, ConfigError)
     assert str(info.value) == (
@@ -135,7 +143,7 @@ async def test_a_failing_migration_is_rolled_back_whole(tmp_path):
     ]
     db = await connect(path, create=True)
     try:
-        with pytest.raises(MigrationFailed) as info:
+        with pytest.raises(MigrationFailedError) as info:
             await migrate(db, path, migrations=migrations)
         assert "0002_broken.sql" in str(info.value)
         assert "schema 1" in str(info.value)
@@ -148,7 +156,7 @@ async def test_a_failing_migration_is_rolled_back_whole(tmp_path):
 async def test_a_file_that_is_not_a_database_is_refused(tmp_path, clock):
     path = tmp_path / "notes.db"
     path.write_bytes(b"this is not sqlite at all, just some text that is long enough" * 20)
-    with pytest.raises(NotADatabase):
+    with pytest.raises(NotADatabaseError):
         await JobStore.open(path, clock=clock)
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.store import JobStore, StoreError
-from bot.store.store import Session, SessionBudgetExceeded, SessionNotFound
+from bot.store import JobStore, Session, SessionBudgetExceededError, SessionNotFoundError, StoreError
 
 from .conftest import new_job, raw
 
@@ -58,7 +57,7 @@ async def test_update_session_sets_removes_and_refuses_unknown_sessions(store):
     assert updated.budget is None
     updated = await store.update_session(session.id, extra={"a": None})
     assert updated.extra == {"b": 2}
-    with pytest.raises(SessionNotFound):
+    with pytest.raises(SessionNotFoundError):
         await store.update_session("zzzzzzzz", budget=1)
     with pytest.raises(StoreError):
         await open_session(store)  # one session per thread
@@ -74,7 +73,7 @@ async def test_ending_is_recorded_once(store, clock):
     again, second = await store.end_session(session.id)
     assert not second
     assert again.ended_at == ended.ended_at
-    with pytest.raises(SessionNotFound):
+    with pytest.raises(SessionNotFoundError):
         await store.end_session("zzzzzzzz")
 
 
@@ -84,7 +83,7 @@ async def test_the_jam_budget_refuses_what_it_cannot_pay_and_counts_refunds(stor
     await store.submit_job(new_job(user_id=2, session_id=session.id), cost=3)
     assert await store.session_usage(session.id) == 9
     jobs_before = raw(db_path, "SELECT count(*) FROM jobs")[0][0]
-    with pytest.raises(SessionBudgetExceeded) as refused:
+    with pytest.raises(SessionBudgetExceededError) as refused:
         await store.submit_job(new_job(user_id=3, session_id=session.id), cost=2)
     assert "1 s of its 10 s budget left" in refused.value.message
     assert "/session budget" in refused.value.message

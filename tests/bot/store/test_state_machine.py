@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from bot.store import IllegalTransition, JobStore, QuotaExceeded, TooManyPending
+from bot.store import IllegalTransitionError, JobStore, QuotaExceededError, TooManyPendingError
 from bot.store.quota import utc_day
 
 from .conftest import FakeClock, new_job
@@ -107,10 +107,10 @@ class QuotaMachine(RuleBasedStateMachine):
             job = self.run(
                 self.store.submit_job(new_job(user_id=user, guild_id=GUILD), cost=cost, max_pending_user=MAX_PENDING)
             )
-        except TooManyPending:
+        except TooManyPendingError:
             assert pending >= MAX_PENDING
             return
-        except QuotaExceeded as exc:
+        except QuotaExceededError as exc:
             assert pending < MAX_PENDING
             assert cost_ms > remaining
             assert round(exc.remaining * 1000) == remaining  # noqa: PT017 - a stateful rule, not a test
@@ -192,7 +192,7 @@ class QuotaMachine(RuleBasedStateMachine):
         }[action]
         try:
             self.run(call())
-        except IllegalTransition:
+        except IllegalTransitionError:
             return
         raise AssertionError(f"{action} on a {self.jobs[job_id].state} job was allowed")
 

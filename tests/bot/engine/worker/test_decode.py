@@ -138,7 +138,7 @@ def test_sampling_draws_the_same_tokens_from_the_same_seed(model, step_calls, pa
 def test_the_engine_call_decodes_with_jamgens_loop_and_makes_the_same_audio(model, step_calls):
     mdl = model("debug")
     sampling = SamplingParams(use_sampling=False)
-    rows = [GenerationRequest(f"r{i}", "debug", Mode.TEXT, p, 2.0, sampling) for i, p in enumerate(["a", "b c"])]
+    rows = [GenerationRequest(f"r{i}", 0, "debug", Mode.TEXT, p, 2.0, sampling) for i, p in enumerate(["a", "b c"])]
     progress = []
     fast = run_call(mdl, rows, seed=5, on_step=lambda done, total: progress.append((done, total)))
     steps_fast = len(step_calls)
@@ -253,7 +253,7 @@ def test_autocast_dtype_refuses_what_the_device_cannot_do(device, requested, bf1
 def test_full_precision_on_the_cpu_changes_nothing(model, step_calls):
     """The engine call with autocast float32 on the CPU is audiocraft's default there: same audio."""
     mdl = model("debug")
-    rows = [GenerationRequest("r", "debug", Mode.TEXT, "a", 1.0, SamplingParams(use_sampling=False))]
+    rows = [GenerationRequest("r", 0, "debug", Mode.TEXT, "a", 1.0, SamplingParams(use_sampling=False))]
     default = run_call(mdl, rows, seed=3, on_step=lambda d, t: None)
     chosen = run_call(mdl, rows, seed=3, on_step=lambda d, t: None, options=DecodeOptions(autocast="float32"))
     np.testing.assert_array_equal(default.audio[0], chosen.audio[0])

@@ -1,0 +1,260 @@
+"""Delivery of finished takes and the member's progress message while a job waits and runs.
+
+Interaction tokens live here in memory only (``DiscordDeliverer.live``), never in the store or the logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import discord
+
+from bot.discord.render import job_id_of, message_url, owner_only, render_update, result_embeds, result_files
+from bot.service import Delivery, DeliveryError, JamService, Job, JobUpdate, Phase
+
+log = logging.getLogger("jamgen.discord")
+
+# Discord lets an interaction token be used for 15 minutes; leave a margin for the upload itself.
+TOKEN_LIFETIME = dt.timedelta(minutes=14, seconds=30)
+# An upload that has not been answered after this long is given up and retried (the retry first looks
+# whether the message arrived anyway). aiohttp's own limit would be 5 minutes.
+UPLOAD_TIMEOUT_S = 120.0
+# Before posting a track again (a retry, a redelivery after a restart), this many channel messages since
+# the job was made are searched for an earlier post of it.
+HISTORY_SCAN_LIMIT = 500
+
+ResultView = Callable[[Job, int], discord.ui.View]
+"""The buttons under a finished job with that many takes."""
+ProgressView = Callable[[str], discord.ui.View]
+"""The buttons under a job's progress message."""
+DeliveryHook = Callable[[Delivery, dict[str, Any]], Awaitable[None]]
+"""Called with each delivery and the message's kwargs before it is posted; may change them, must not raise."""
+
+
+@dataclass
+class LiveJob:
+    """How to reach the member who asked for a job while jamgen runs (memory only).
+
+    Args:
+        interaction: the slash command/button/modal interaction that asked, if any.
+        progress_message: a channel message showing progress (reply-to-remix jobs).
+    """
+
+    interaction: discord.Interaction | None = None
+    progress_message: discord.Message | None = None
+    # Set once the receipt is shown, so a fast job's result never gets overwritten by it.
+    shown: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_shown(self) -> None:
+        """Wait (briefly) until the receipt/progress message exists."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.shown.wait(), 10)
+
+
+def interaction_alive(interaction: discord.Interaction) -> bool:
+    """Whether the interaction's token can still be used (with a safety margin)."""
+    return discord.utils.utcnow() - interaction.created_at < TOKEN_LIFETIME
+
+
+class DiscordDeliverer:
+    """Posts finished takes as regular channel messages, so members can reply to them.
+
+    A reply to an interaction's followup reaches a bot without the Message Content intent with
+    empty content and no attachments (Discord's docs, "you might not need a privileged intent"), so
+    takes go into the channel and the member's private progress message becomes a link to the take.
+    A followup is used only where a channel post is impossible (the bot may not post or see there).
+
+    Args:
+        client: the connected Discord client.
+        service: the jam service whose jobs are delivered.
+        result_view: the buttons under a take.
+        progress_view: the buttons under a waiting or running job.
+        hooks: run in order on each take's message before it is posted (a jam adds the take's place).
+    """
+
+    def __init__(
+        self,
+        client: discord.Client,
+        service: JamService,
+        *,
+        result_view: ResultView,
+        progress_view: ProgressView,
+        hooks: Iterable[DeliveryHook] = (),
+    ) -> None:
+        self.client = client
+        self.service = service
+        self.result_view = result_view
+        self.progress_view = progress_view
+        self.hooks = tuple(hooks)
+        self.upload_timeout_s = UPLOAD_TIMEOUT_S
+        self.live: dict[str, LiveJob] = {}
+
+    # ------------------------------------------------------------------ progress
+    def track(self, job_id: str, live: LiveJob) -> None:
+        """Keep the member's progress message up to date as the job moves (throttled by the service)."""
+        self.live[job_id] = live
+
+        async def on_update(update: JobUpdate) -> None:
+            await live.wait_shown()
+            if update.phase == Phase.DONE:
+                return
+            view = self.progress_view(job_id) if update.phase in (Phase.QUEUED, Phase.RUNNING) else None
+            shown = False
+            try:
+                if live.interaction is not None and interaction_alive(live.interaction):
+                    await live.interaction.edit_original_response(content=render_update(update), view=view)
+                    shown = True
+                elif live.progress_message is not None:
+                    await live.progress_message.edit(content=render_update(update), view=view)
+                    shown = True
+            except discord.HTTPException as exc:
+                log.debug("progress edit for %s failed: %s", job_id, exc.status)
+            if update.phase in (Phase.FAILED, Phase.CANCELLED):
+                self.live.pop(job_id, None)
+                if not shown and update.phase == Phase.FAILED:
+                    # The private message can no longer be edited: say it in the channel rather than not at all.
+                    job = await self.service.job(job_id)
+                    await self.notify_failure(job, update.message)
+
+        self.service.subscribe(job_id, on_update)
+
+    # ------------------------------------------------------------------ delivery
+    async def deliver(self, delivery: Delivery) -> list[int]:
+        try:
+            return await self._deliver(delivery)
+        except discord.Forbidden as exc:
+            raise DeliveryError(
+                "jamgen may not post here (it needs Send Messages, Attach Files and Embed Links).", retriable=False
+            ) from exc
+        except discord.NotFound as exc:
+            raise DeliveryError("the channel or message to reply to is gone.", retriable=False) from exc
+        except discord.HTTPException as exc:
+            raise DeliveryError(
+                f"Discord refused the upload ({exc.status}).", retriable=exc.status >= 500 or exc.status == 429
+            ) from exc
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise DeliveryError("Discord could not be reached.", retriable=True) from exc
+
+    async def _deliver(self, delivery: Delivery) -> list[int]:
+        job = delivery.job
+        live = self.live.get(job.id)
+        if live is not None:
+            await live.wait_shown()
+        posted = await self._find_posted(job) if delivery.retry else None
+        if posted is not None:
+            log.info("job %s: an earlier try already posted it (message %s); not posting again", job.id, posted.id)
+        else:
+            posted = await self._post_take(delivery, live)
+        await self._resolve_progress(job, live, posted)
+        self.live.pop(job.id, None)
+        return [posted.id]
+
+    async def _post_take(self, delivery: Delivery, live: LiveJob | None) -> discord.Message:
+        job = delivery.job
+        parent_url = await self._parent_url(job)
+        content = f"<@{job.user_id}> here's your take." if job.takes == 1 else f"<@{job.user_id}> here are your takes."
+        kwargs: dict[str, Any] = {
+            "content": content,
+            "embeds": result_embeds(delivery, parent_url),
+            "view": self.result_view(job, len(delivery.takes)),
+        }
+        for hook in self.hooks:
+            await hook(delivery, kwargs)
+        try:
+            return await asyncio.wait_for(
+                self._post_in_channel(job, files=result_files(delivery), **kwargs), self.upload_timeout_s
+            )
+        except (discord.Forbidden, discord.NotFound) as exc:
+            if live is None or live.interaction is None or not interaction_alive(live.interaction):
+                raise
+            # The channel is closed to the bot but the member's interaction still answers: a followup
+            # (replies to it cannot carry words without the intent, but the member gets the take).
+            log.info("job %s: cannot post in the channel (%s); delivering as a followup", job.id, exc.status)
+        return await asyncio.wait_for(
+            live.interaction.followup.send(
+                files=result_files(delivery), allowed_mentions=owner_only(job), wait=True, **kwargs
+            ),
+            self.upload_timeout_s,
+        )
+
+    async def _resolve_progress(self, job: Job, live: LiveJob | None, posted: discord.Message) -> None:
+        """The member's progress message, private or public, now points to (or gives way to) the take."""
+        if live is not None and live.interaction is not None and interaction_alive(live.interaction):
+            with contextlib.suppress(discord.HTTPException):
+                await live.interaction.edit_original_response(
+                    # Followup messages come back without their guild, so their own jump_url says "@me".
+                    content=f"✅ `{job.id}` is ready: {message_url(job.guild_id, posted.channel.id, posted.id)}",
+                    view=None,
+                )
+        elif live is not None and live.progress_message is not None:
+            with contextlib.suppress(discord.HTTPException):
+                await live.progress_message.delete()
+        elif live is None:
+            await self._delete_stored_progress(job)
+
+    async def _delete_stored_progress(self, job: Job) -> None:
+        """After a restart, the public progress reply of a reply-to-remix job would stay "Queued" forever."""
+        if job.progress_message_id is None or job.interaction_id is not None or job.channel_id is None:
+            return  # an interaction's private progress can only be edited with its token, gone with the process
+        channel = self.client.get_partial_messageable(job.channel_id)
+        try:
+            await channel.get_partial_message(job.progress_message_id).delete()
+        except discord.HTTPException as exc:
+            log.info("job %s: could not remove its progress message: %s", job.id, exc.status)
+
+    async def notify_failure(self, job: Job, message: str) -> None:
+        live = self.live.pop(job.id, None)
+        if live and live.interaction and interaction_alive(live.interaction):
+            with contextlib.suppress(discord.HTTPException):
+                await live.interaction.followup.send(f"⚠️ `{job.id}`: {message}", ephemeral=True)
+                return
+        if live is None:
+            await self._delete_stored_progress(job)
+        await self._post_in_channel(job, content=f"<@{job.user_id}> ⚠️ `{job.id}`: {message}")
+
+    async def _channel(self, channel_id: int) -> discord.abc.Messageable:
+        channel = self.client.get_channel(channel_id) or await self.client.fetch_channel(channel_id)
+        assert isinstance(channel, discord.abc.Messageable)
+        return channel
+
+    async def _post_in_channel(self, job: Job, **kwargs: Any) -> discord.Message:
+        if job.channel_id is None:
+            raise RuntimeError(f"job {job.id} has no channel to deliver to")
+        channel = await self._channel(job.channel_id)
+        # Reply to the member's own message (reply-to-remix); an interaction's private progress can't be replied to.
+        if job.reply_to_message_id:
+            kwargs["reference"] = discord.MessageReference(
+                message_id=job.reply_to_message_id, channel_id=job.channel_id, fail_if_not_exists=False
+            )
+        return await channel.send(allowed_mentions=owner_only(job), **kwargs)
+
+    async def _find_posted(self, job: Job) -> discord.Message | None:
+        """The message an earlier try posted for ``job`` (jamgen's, with files, its footer naming the job)."""
+        me = self.client.user
+        if job.channel_id is None or me is None:
+            return None
+        channel = await self._channel(job.channel_id)
+        since = discord.Object(discord.utils.time_snowflake(job.created_at - dt.timedelta(minutes=1)))
+        try:
+            async for message in channel.history(limit=HISTORY_SCAN_LIMIT, after=since):
+                mine = message.author.id == me.id and message.attachments
+                if mine and job_id_of(message) == job.id:
+                    return message
+        except discord.Forbidden:
+            log.warning("job %s: cannot read the channel's history to look for an earlier post", job.id)
+        return None
+
+    async def _parent_url(self, job: Job) -> str | None:
+        if not job.parent_id:
+            return None
+        parent = await self.service.store.get_job(job.parent_id)
+        if parent is None or not parent.delivered_message_ids:
+            return None
+        return message_url(parent.guild_id, parent.channel_id, parent.delivered_message_ids[0])

@@ -1,0 +1,232 @@
+"""Remixing: the remix modal, the ``melody:``/``style:``/``continue:`` words, and reply-to-remix."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.discord.delivery import LiveJob
+from bot.discord.interactions import (
+    member_context,
+    missing_posting_permissions,
+    read_attachment,
+    report_error,
+    submit_and_track,
+)
+from bot.discord.render import NO_MENTIONS, error_text, render_receipt
+from bot.engine.types import Mode
+from bot.errors import JamgenError, UserInputError
+from bot.service import AudioInput, JamRequest
+
+if TYPE_CHECKING:
+    from bot.discord.bot import JamBot
+
+log = logging.getLogger("jamgen.discord.remix")
+
+MODE_WORDS = {"melody": Mode.MELODY, "style": Mode.STYLE, "continue": Mode.CONTINUATION, "extend": Mode.CONTINUATION}
+PREFIX = re.compile(r"^\s*(melody|style|continue|extend)\s*:\s*", re.IGNORECASE)
+AUDIO_TYPES = ("audio/", "video/")
+AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".aiff", ".mp4", ".mov", ".webm", ".mkv")
+
+
+def audio_attachments(message: discord.Message) -> list[discord.Attachment]:
+    """Attachments that look like audio (Discord's content type, else the extension)."""
+    found = []
+    for attachment in message.attachments:
+        kind = attachment.content_type or ""
+        if kind.startswith(AUDIO_TYPES) or attachment.filename.lower().endswith(AUDIO_EXTENSIONS):
+            found.append(attachment)
+    return found
+
+
+def parse_mode(text: str, default: Mode) -> tuple[Mode, str]:
+    """Split a ``melody:``/``style:``/``continue:`` prefix off a remix prompt."""
+    match = PREFIX.match(text)
+    if not match:
+        return default, text.strip()
+    return MODE_WORDS[match.group(1).lower()], text[match.end() :].strip()
+
+
+def parse_mode_word(word: str) -> Mode:
+    """The mode named in the modal's mode field."""
+    key = word.strip().lower().rstrip(":")
+    if key not in MODE_WORDS:
+        raise UserInputError(f"Mode must be melody, style or continue; you wrote '{word[:30]}'.")
+    return MODE_WORDS[key]
+
+
+def parse_duration(text: str) -> int | None:
+    """The modal's duration field (empty = default)."""
+    text = text.strip().removesuffix("s").strip()
+    if not text:
+        return None
+    try:
+        return int(float(text))
+    except ValueError:
+        raise UserInputError(f"Duration must be a number of seconds; you wrote '{text[:20]}'.") from None
+
+
+class RemixModal(discord.ui.Modal, title="Remix with jamgen"):
+    """Asks for prompt, mode and duration, then submits a remix of a take or an attachment.
+
+    Args:
+        from_job: remix take ``take`` of this job …
+        take: … (0-based)
+        attachment: … or this attachment.
+        parent_id: lineage parent.
+        default_mode: what the mode field says before the member changes it.
+    """
+
+    prompt: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
+        label="Prompt", placeholder="e.g. jazzy piano trio, brushed drums", max_length=2000, required=False
+    )
+    mode: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
+        label="Mode: melody, style or continue", default="melody", max_length=10
+    )
+    duration: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
+        label="Duration in seconds", placeholder="default", required=False, max_length=5
+    )
+
+    def __init__(
+        self,
+        bot: JamBot,
+        *,
+        from_job: str | None = None,
+        take: int = 0,
+        attachment: discord.Attachment | None = None,
+        parent_id: str | None = None,
+        default_mode: str = "melody",
+    ) -> None:
+        super().__init__()
+        self.bot = bot
+        self.from_job = from_job
+        self.take = take
+        self.attachment = attachment
+        self.parent_id = parent_id
+        self.mode.default = default_mode
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        mode = parse_mode_word(self.mode.value)
+        data = await read_attachment(self.bot, self.attachment) if self.attachment else None
+        request = JamRequest(
+            **member_context(interaction),
+            mode=mode,
+            prompt=self.prompt.value,
+            duration=parse_duration(self.duration.value),
+            model=await self.bot.service.default_model_for(interaction.guild_id, mode),
+            audio=AudioInput(
+                data=data,
+                from_job=None if data else self.from_job,
+                take=self.take,
+                filename=self.attachment.filename if self.attachment else "",
+            ),
+            parent_id=self.parent_id or self.from_job,
+        )
+        await submit_and_track(self.bot, interaction, request)
+
+    async def on_error(
+        self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[Any] | None = None, /
+    ) -> None:
+        # discord.py calls a modal's on_error with (interaction, error); the optional item keeps the signature
+        # compatible with BaseView.on_error, which type checkers compare it with.
+        await report_error(interaction, error)
+
+
+# ---------------------------------------------------------------------- reply-to-remix
+async def remix_reply(
+    bot: JamBot, message: discord.Message, *, own_job: str | None, heard: list[discord.Attachment], default_mode: Mode
+) -> None:
+    """Submit the remix a reply asks for and answer it with a public progress reply.
+
+    Args:
+        message: the member's reply (in a server channel).
+        own_job: the jamgen take it replies to, if it does.
+        heard: the audio attachments of the message it replies to.
+        default_mode: the server's mode for a reply without a mode word.
+    """
+    assert message.guild is not None
+    text = message.content
+    if bot.user is not None:
+        text = text.replace(bot.user.mention, "").replace(f"<@!{bot.user.id}>", "")
+    mode, prompt = parse_mode(text, default_mode)
+    # The reply's own audio, when it has some, is the input; the replied-to take stays the parent.
+    own_audio = audio_attachments(message) if own_job else []
+    source = own_audio[0] if own_audio else None if own_job else heard[0]
+    author = message.author
+    try:
+        data = await read_attachment(bot, source) if source else None
+        request = JamRequest(
+            user_id=author.id,
+            guild_id=message.guild.id,
+            channel_id=message.channel.id,
+            mode=mode,
+            prompt=prompt,
+            model=await bot.service.default_model_for(message.guild.id, mode),
+            audio=AudioInput(
+                data=data, from_job=None if source else own_job, filename=source.filename if source else ""
+            ),
+            parent_id=own_job,
+            role_ids=tuple(r.id for r in getattr(author, "roles", ())),
+            is_admin=isinstance(author, discord.Member) and author.guild_permissions.manage_guild,
+            reply_to_message_id=message.id,
+        )
+        receipt = await bot.service.submit(request)
+    except JamgenError as exc:
+        await bot.reply_briefly(message, error_text(exc))
+        return
+    live = LiveJob()
+    bot.deliverer.track(receipt.job_id, live)
+    try:
+        live.progress_message = await message.reply(
+            render_receipt(receipt), view=bot.deliverer.progress_view(receipt.job_id), allowed_mentions=NO_MENTIONS
+        )
+        await bot.service.remember_progress_message(receipt.job_id, live.progress_message.id)
+    except discord.HTTPException as exc:
+        # The take is still made and posted (or refunded if that fails too); only the receipt is missing.
+        log.info("job %s: could not show its progress reply: %s", receipt.job_id, exc.status)
+    finally:
+        live.shown.set()
+
+
+async def explain_hidden_files(bot: JamBot, message: discord.Message) -> None:
+    """Without the Message Content intent, Discord hands over another member's message with its
+    files removed (it does not mention jamgen): say what works instead of ignoring the mention."""
+    if not await can_answer(message):
+        return
+    await bot.reply_briefly(
+        message,
+        "ℹ️ jamgen can't see the files of a message that doesn't mention it. To remix that audio, "
+        "use *Apps ▸ Remix with jamgen* on the message (right-click or long-press), or attach the file "
+        "to a `/melody`, `/style` or `/continue`.",
+    )
+
+
+async def can_answer(message: discord.Message) -> bool:
+    """Whether jamgen may reply with a track here; if not, tell the member by DM (nothing is charged).
+
+    A message event has no private answer like an interaction's: a direct message is the only
+    private way, and members may have closed their DMs, so that is tried once and let go.
+    """
+    channel = message.channel
+    me = message.guild.me if message.guild else None
+    if me is None or not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+        return True
+    missing = missing_posting_permissions(
+        channel.permissions_for(me), in_thread=isinstance(channel, discord.Thread), replying=True
+    )
+    if not missing:
+        return True
+    log.info("reply-to-remix in channel %s skipped: jamgen lacks %s there", channel.id, ", ".join(missing))
+    text = (
+        f"jamgen can't answer your reply in {channel.mention}: it needs {', '.join(missing)} there. "
+        "Nothing was charged. Ask a server admin to allow it, or remix from a channel where jamgen can post."
+    )
+    try:
+        await message.author.send(text, allowed_mentions=NO_MENTIONS)
+    except discord.HTTPException as exc:
+        log.info("could not tell member %s by DM either: %s", message.author.id, exc.status)
+    return False

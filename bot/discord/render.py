@@ -1,0 +1,225 @@
+"""How jamgen looks on Discord: receipts, progress, result cards, recipes and the cards of a jam.
+
+Pure functions of the service's records: nothing here talks to Discord or the service.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import discord
+
+from bot.errors import ChannelNotAllowedError, JamgenError
+from bot.service import Delivery, Job, JobUpdate, Phase, Receipt
+from bot.service.sessions import BounceResult, LoopResult, Session, SessionSummary, describe_session
+
+NO_MENTIONS = discord.AllowedMentions.none()
+COLOUR = discord.Colour.from_rgb(124, 92, 255)
+JOB_FOOTER = re.compile(r"\bjob ([a-z0-9]{4,16})\b")
+
+
+def clip(text: str, limit: int) -> str:
+    """Shorten to ``limit`` characters with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def error_text(error: JamgenError) -> str:
+    """An error's sentence for Discord, with the channels named where the error points at some."""
+    if isinstance(error, ChannelNotAllowedError) and error.allowed_channel_ids:
+        where = ", ".join(f"<#{c}>" for c in error.allowed_channel_ids[:5])
+        return f"⚠️ {error.message} {error.hint} {where}."
+    return f"⚠️ {error.message}"
+
+
+def progress_bar(fraction: float, width: int = 12) -> str:
+    """``▰▰▰▱▱▱`` style bar."""
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    return "▰" * filled + "▱" * (width - filled)
+
+
+def format_eta(seconds: float | None) -> str:
+    """An estimate: ``~45 s`` / ``~3 min``; ``unknown`` when None."""
+    if seconds is None:
+        return "unknown"
+    if seconds < 90:
+        return f"~{max(1, round(seconds))} s"
+    return f"~{round(seconds / 60)} min"
+
+
+def message_url(guild_id: int | None, channel_id: int | None, message_id: int | None) -> str | None:
+    """Jump link to a message."""
+    if not channel_id or not message_id:
+        return None
+    return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
+
+
+def owner_only(job: Job) -> discord.AllowedMentions:
+    """Ping the member whose take it is, and nobody else (prompts may contain mentions)."""
+    return discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(job.user_id)])
+
+
+def job_id_of(message: discord.Message) -> str | None:
+    """The job a jamgen result message belongs to (from its embed footer)."""
+    for embed in message.embeds:
+        match = JOB_FOOTER.search(embed.footer.text or "")
+        if match:
+            return match.group(1)
+    return None
+
+
+# ---------------------------------------------------------------------- a job's life
+def render_receipt(receipt: Receipt) -> str:
+    """The first message after a submit."""
+    lines = [
+        f"⏳ Queued `{receipt.job_id}` · position {receipt.position} · ETA {format_eta(receipt.eta_s)}",
+        f"{receipt.model} · {receipt.duration:g} s · costs {receipt.cost:g} s of quota"
+        + (f" · {receipt.remaining:g} s left today" if receipt.remaining is not None else ""),
+    ]
+    lines += [f"ℹ️ {w}" for w in receipt.warnings]
+    return "\n".join(lines)
+
+
+def render_update(update: JobUpdate) -> str:
+    """The progress message for a job update."""
+    if update.phase == Phase.QUEUED:
+        return f"⏳ Queued `{update.job_id}` · position {update.position or '?'} · ETA {format_eta(update.eta_s)}"
+    if update.phase == Phase.RUNNING:
+        return (
+            f"🎛 Generating `{update.job_id}` {progress_bar(update.fraction)} {round(update.fraction * 100)}%"
+            f" · ETA {format_eta(update.eta_s)}"
+        )
+    if update.phase == Phase.RENDERING:
+        return f"🎚 Mixing down `{update.job_id}`…"
+    if update.phase == Phase.DONE:
+        return f"✅ `{update.job_id}` is ready."
+    if update.phase == Phase.CANCELLED:
+        return f"🛑 `{update.job_id}` cancelled. {update.message}"
+    return f"⚠️ `{update.job_id}` failed: {update.message}"
+
+
+def result_embeds(delivery: Delivery, parent_url: str | None = None) -> list[discord.Embed]:
+    """One embed per take: prompt, model, mode, duration, seed, tempo, time, job id, parent link, waveform."""
+    job = delivery.job
+    embeds = []
+    for take in delivery.takes:
+        title = clip(job.prompt, 200) if job.prompt else f"{job.mode} take"
+        embed = discord.Embed(
+            title=title if len(delivery.takes) == 1 else f"Take {take.index + 1}: {title}", colour=COLOUR
+        )
+        embed.add_field(name="Model", value=job.model)
+        embed.add_field(name="Mode", value=job.mode)
+        embed.add_field(name="Duration", value=f"{take.duration:.1f} s")
+        embed.add_field(name="Seed", value=str(take.seed))
+        embed.add_field(name="Tempo", value=f"{take.bpm:.0f} BPM" if take.bpm else "—")
+        if take.key:
+            embed.add_field(name="Key", value=take.key)
+        embed.add_field(name="Made in", value=f"{delivery.generation_s:.1f} s")
+        if job.parent_id:
+            link = f"[`{job.parent_id}`]({parent_url})" if parent_url else f"`{job.parent_id}`"
+            embed.add_field(name="From", value=link)
+        if take.waveform_path is not None:
+            embed.set_image(url=f"attachment://{take.waveform_path.name}")
+        embed.set_footer(text=f"job {job.id} · take {take.index + 1}/{job.takes} · by jamgen")
+        embeds.append(embed)
+    return embeds
+
+
+def result_files(delivery: Delivery) -> list[discord.File]:
+    """MP3s and waveform pictures of a delivery."""
+    files = []
+    for take in delivery.takes:
+        files.append(discord.File(take.path, filename=take.path.name))
+        if take.waveform_path is not None and take.waveform_path.exists():
+            files.append(discord.File(take.waveform_path, filename=take.waveform_path.name))
+    return files
+
+
+def render_recipe(job: Job, recipe: dict[str, Any]) -> str:
+    """Every parameter of a job (``recipe``: the service's recipe of it), as a code block that fits one message."""
+    seeds = [t.get("seed") for t in (job.extra or {}).get("takes", [])]
+    if seeds:
+        recipe["seeds"] = seeds
+    recipe["state"] = job.state.value
+    return clip(f"**Recipe of `{job.id}`**\n```json\n{json.dumps(recipe, indent=1, ensure_ascii=False)}\n```", 1990)
+
+
+# ---------------------------------------------------------------------- jam sessions
+def session_embed(session: Session) -> discord.Embed:
+    """The pinned header of a jam's thread."""
+    embed = discord.Embed(
+        title=clip(f"🎶 {session.theme}", 256),
+        description=(
+            "Everything made in this thread belongs to the jam: `/generate`, `/melody`, `/style`, `/continue`, "
+            "replies and the buttons under each take. Every prompt gets the jam's tempo, key and time signature "
+            "unless you name your own.\n"
+            "🔁 **Loop** cuts any take into bars · `/session tree` shows who built on what · "
+            "`/session bounce` makes one track of a chain · `/session end` wraps up."
+        ),
+        colour=COLOUR,
+    )
+    embed.add_field(name="Feel", value=describe_session(session))
+    embed.add_field(name="Model", value=session.model or "server default")
+    embed.add_field(name="Jam budget", value=f"{session.budget:g} s" if session.budget is not None else "none")
+    embed.add_field(name="Started by", value=f"<@{session.owner_id}>")
+    state = "ended" if not session.is_open else "open"
+    embed.set_footer(text=f"session {session.id} · {state}")
+    return embed
+
+
+def loop_embed(loop: LoopResult) -> discord.Embed:
+    """The card under a loop: bars, tempo, meter."""
+    embed = discord.Embed(title=f"🔁 Loop of `{loop.job_id}` take {loop.take + 1}", colour=COLOUR)
+    embed.add_field(name="Length", value=f"{loop.bars} bar{'s' if loop.bars != 1 else ''} · {loop.duration_s:.2f} s")
+    embed.add_field(name="Tempo", value=f"{loop.bpm:.1f} BPM")
+    embed.add_field(name="Time signature", value=loop.time_signature)
+    embed.add_field(name="Starts at", value=f"{loop.start_s:.2f} s into the take")
+    embed.set_footer(text=f"loop of take {loop.job_id} · cut on the beat, crossfaded at the loop point")
+    return embed
+
+
+def bounce_embed(result: BounceResult) -> discord.Embed:
+    """The card under a bounce: the chain, its length, who played."""
+    plan = result.plan
+    title = plan.session.theme if plan.session else (plan.last.job.prompt or plan.last.job.mode)
+    chain = " → ".join(f"`{link.job.id}`" for link in plan.links)
+    embed = discord.Embed(title=clip(f"🎚 Bounce: {title}", 256), description=clip(chain, 4000), colour=COLOUR)
+    embed.add_field(name="Length", value=f"{result.duration_s:.1f} s")
+    embed.add_field(name="Takes", value=str(len(plan.links)))
+    embed.add_field(name="Bitrate", value=f"{result.bitrate_kbps} kbps" if result.bitrate_kbps else "—")
+    players = ", ".join(f"<@{uid}>" for uid in plan.contributors)
+    embed.add_field(name="Played by", value=clip(players, 1000), inline=False)
+    embed.set_footer(text=f"bounce leading to take {plan.last.job.id} · every recipe is in the file's tags")
+    return embed
+
+
+def render_summary(summary: SessionSummary) -> str:
+    """What ``/session end`` posts in the thread."""
+    session = summary.session
+    players = ", ".join(f"<@{uid}>" for uid in summary.contributors) or "nobody yet"
+    lines = [
+        f"🏁 **The jam is over: {clip(session.theme, 90)}**",
+        f"{summary.takes} take{'s' if summary.takes != 1 else ''} by "
+        f"{len(summary.contributors)} member{'s' if len(summary.contributors) != 1 else ''}: {players}",
+    ]
+    if summary.most_reacted is not None:
+        job, count = summary.most_reacted
+        first = job.delivered_message_ids[0] if job.delivered_message_ids else None
+        url = message_url(job.guild_id, job.channel_id, first)
+        lines.append(
+            f"🏆 Most-reacted take: `{job.id}` by <@{job.user_id}> ({count} reaction{'s' if count != 1 else ''})"
+            + (f" {url}" if url else "")
+        )
+    else:
+        lines.append("🏆 No reactions on any take.")
+    bounce = summary.bounce
+    if bounce:
+        url = message_url(session.guild_id, bounce.get("channel_id"), bounce.get("message_id"))
+        lines.append(
+            f"🎚 Bounce: {float(bounce.get('duration_s') or 0):.1f} s leading to `{bounce.get('job_id')}`"
+            + (f" {url}" if url else "")
+        )
+    else:
+        lines.append("🎚 No bounce was made; `/session bounce job_id: …` still works on any take.")
+    return clip("\n".join(lines), 2000)
