@@ -140,12 +140,17 @@ class Scheduler:
 
     # ------------------------------------------------------------------ ETAs
     async def eta_for_position(self, position: int, model: str, duration: float) -> float | None:
-        """Rough seconds until a job at ``position`` is ready (None until a first measurement exists)."""
+        """Rough seconds until a job at ``position`` is ready (None until a first measurement exists).
+
+        The batches up to and including the job's run on the pool's engines side by side, so with N
+        engines they take about a N-th of the time (in waves of N batches).
+        """
         per_batch = await self._batch_seconds(model, duration)
         if per_batch is None:
             return None
         batches_ahead = (max(position, 1) - 1) // self.config.max_batch + 1
-        return self._running_left_s() + batches_ahead * per_batch
+        waves = -(-batches_ahead // max(1, self.pool.capacity))
+        return self._running_left_s() + waves * per_batch
 
     async def _batch_seconds(self, model: str, duration: float) -> float | None:
         step = await self._step_time(model, self.config.max_batch)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from bot.cli.doctor import quick_heartbeat
 from bot.engine.pool import EnginePool
 from bot.heartbeat import beat_once, heartbeat_path, write_heartbeat
@@ -64,3 +66,21 @@ async def test_doctor_names_the_engine_setup_and_the_running_engines(tmp_path):
     assert lines[2].startswith("running: engine 2: local child 2 (GPU 1)")
     ray = Settings.from_env({"JAMGEN_ENGINE_BACKEND": "ray", "JAMGEN_RAY_ADDRESS": "head:6379", "JAMGEN_ENGINES": "0"})
     assert check_engines(ray)[0].message == "Ray actors on head:6379 (one per cluster GPU)"
+
+
+async def test_the_eta_counts_the_batches_ahead_shared_over_the_pools_engines(tmp_path):
+    etas = {}
+    for engines in (1, 2):
+        pool = EnginePool([(FakeEngine(steps=1), f"local child {i}") for i in range(engines)])
+        h = await build_harness(tmp_path / str(engines), engine=pool, max_batch=4)
+        await h.service.start()
+        try:
+            await h.store.record_step_time("debug", 4, 0.5)
+            # Position 5 with batches of 4: its batch is the second; two engines run both at once.
+            etas[engines] = await h.service.eta_for_position(5, "debug", 2)
+        finally:
+            await h.service.close()
+            await h.store.close()
+    assert etas[1] is not None
+    assert etas[2] is not None
+    assert etas[2] == pytest.approx(etas[1] / 2)
