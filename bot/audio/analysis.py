@@ -159,7 +159,6 @@ async def analyse_file(path: Path, limits: AudioLimits) -> Analysis:
     """Analyse any attachment: decode it (with every input check) at 22.05 kHz mono, then :func:`analyse`.
 
     Args:
-        path: the file.
         limits: the limits in force.
 
     Raises:

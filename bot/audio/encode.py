@@ -322,7 +322,6 @@ async def read_tags(path: Path, limits: AudioLimits | None = None) -> dict[str, 
     """The container-level tags of an audio file (keys lower-cased), read with the same safety as any input.
 
     Args:
-        path: the file.
         limits: limits for the read (defaults: ``AudioLimits()``).
 
     Raises:

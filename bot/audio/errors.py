@@ -110,10 +110,6 @@ def format_seconds_against(seconds: float, limit: float) -> str:
 
 
 def format_mib(size_bytes: float) -> str:
-    """A size in MiB with at most one decimal ("25 MiB", "30.2 MiB").
-
-    Args:
-        size_bytes: the size.
-    """
+    """A size in MiB with at most one decimal ("25 MiB", "30.2 MiB")."""
     mib = size_bytes / (1024 * 1024)
     return f"{mib:.0f} MiB" if float(round(mib, 1)).is_integer() else f"{mib:.1f} MiB"

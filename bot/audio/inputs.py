@@ -131,7 +131,6 @@ async def decode(
     clearly less than its header claims (cut off) or to more than the duration limit.
 
     Args:
-        path: the file.
         sample_rate: the rate to resample to.
         channels: 1 (mixed down) or 2 (mono is duplicated); up to 8.
         limits: the limits in force.
@@ -226,7 +225,6 @@ async def load_input(path: Path, sample_rate: int, channels: int, limits: AudioL
     """Probe, decode and check a user's file in one call (what the engine side usually wants).
 
     Args:
-        path: the file.
         sample_rate: the model's sample rate.
         channels: the model's channel count.
         limits: the limits in force.

@@ -111,11 +111,7 @@ class ProbeInfo:
 
 
 def input_url(path: Path) -> str:
-    """``file:<absolute path>``: never an option, never another protocol.
-
-    Args:
-        path: the file.
-    """
+    """``file:<absolute path>``: never an option, never another protocol."""
     return "file:" + os.path.abspath(path)
 
 
@@ -198,9 +194,6 @@ def too_long_error(duration_s: float, limits: AudioLimits) -> AudioTooLongError:
 async def file_size(path: Path) -> int:
     """Size of a user's file, with a member-friendly error when it is missing.
 
-    Args:
-        path: the file.
-
     Raises:
         InputFileNotFoundError: when there is no regular file there.
     """
@@ -233,7 +226,6 @@ async def run_ffprobe(path: Path, demuxer: str | None, limits: AudioLimits) -> d
     """ffprobe's JSON about ``path`` read under the safe input options, or None when it cannot read it.
 
     Args:
-        path: the file.
         demuxer: the demuxer to force (None only to test the format whitelist on its own).
         limits: the limits in force (``timeout_s``).
 
@@ -294,7 +286,6 @@ async def measure_duration(
     """Length of an audio stream found by decoding it (8 kHz mono, cheap), when its headers do not say or lie.
 
     Args:
-        path: the file.
         demuxer: the forced demuxer.
         stream_index: the audio stream.
         limits: the limits in force; decoding stops just past ``max_duration_s``.

@@ -434,7 +434,6 @@ def sniff_file(path: Path, size: int) -> Sniffed:
     """Read the first bytes of ``path`` (and past a leading ID3 tag) and sniff them. Blocking; run in a thread.
 
     Args:
-        path: the file.
         size: its size in bytes.
     """
     with path.open("rb") as handle:

@@ -49,7 +49,6 @@ def describe(spec: ModelSpec, where: WeightsLocation) -> dict[str, Any]:
     """One row of the listing.
 
     Args:
-        spec: the model.
         where: where its weights are.
     """
     return {

@@ -115,7 +115,6 @@ class Stage:
     """What the worker does now, for the watchdog: ``loading`` a model or ``generating`` a call.
 
     Args:
-        batch_id: the batch.
         stage: ``loading`` or ``generating``.
         request_ids: rows of the call (generating).
         duration: requested seconds of audio of the call (generating).

@@ -98,7 +98,6 @@ def continuation_prompt_seconds(spec: ModelSpec, wanted_s: float = CONTINUATION_
     """The longest prompt a continuation on ``spec`` keeps: the last ``wanted_s``, within the model's window.
 
     Args:
-        spec: the model.
         wanted_s: how much of the end the continuation would like to hear.
     """
     return min(wanted_s, spec.max_duration * CONTINUATION_WINDOW_SHARE)
@@ -108,7 +107,6 @@ def continuation_cut_note(spec: ModelSpec, available_s: float, kept_s: float) ->
     """The note for a member whose audio to continue was cut to fit the model's window ("" when it was not).
 
     Args:
-        spec: the model.
         available_s: seconds of audio the member gave (after their own start/end).
         kept_s: seconds kept as the prompt.
     """

@@ -92,7 +92,6 @@ def find_weights(spec: ModelSpec, model_dir: Path) -> WeightsLocation:
     """Look for a model's weight files.
 
     Args:
-        spec: the model.
         model_dir: ``JAMGEN_MODEL_DIR``.
     """
     cache = hf_cache_dir()
@@ -111,7 +110,6 @@ def missing_weights_error(spec: ModelSpec, model_dir: Path, reason: str | None =
     """The error for a model whose weights are not here and cannot be fetched.
 
     Args:
-        spec: the model.
         model_dir: ``JAMGEN_MODEL_DIR``.
         reason: why fetching failed (``downloads are off (HF_HUB_OFFLINE)``, a network error).
     """

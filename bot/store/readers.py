@@ -23,11 +23,7 @@ class ReadersMixin(StoreBase):
         return await self._select_jobs("state = 'queued' ORDER BY seq", ())
 
     async def jobs_in_state(self, state: JobState) -> list[Job]:
-        """Every job in one state, in queue order.
-
-        Args:
-            state: the state.
-        """
+        """Every job in one state, in queue order."""
         return await self._select_jobs("state = ? ORDER BY seq", (str(state),))
 
     async def count_pending(self, user_id: int | None = None, guild_id: int | None = None) -> int:

@@ -274,7 +274,6 @@ class _Attention:
     """An attention module's weights and switches, looked up once per window rather than at every step.
 
     Args:
-        attn: the module.
         query_only: keep only the query slice of the input projection (cross-attention, whose
             keys and values are computed once per window).
     """
@@ -296,7 +295,6 @@ class _LayerState:
     Every attribute a step reads is a plain attribute, not an ``nn.Module`` lookup.
 
     Args:
-        layer: the layer.
         keys: self-attention keys, the whole window's capacity, audiocraft's layout.
         values: self-attention values, same shape.
         cross_source: the fused cross-attention input of the window (None without cross-attention).
@@ -641,7 +639,6 @@ def fast_generate(
     """``LMModel.generate`` with jamgen's step (same arguments, same tokens).
 
     Args:
-        lm: the LM.
         prompt: prompt codes [B, K, T].
         conditions: one ConditioningAttributes per row.
         num_samples: rows when there is neither prompt nor conditions.
@@ -766,7 +763,6 @@ def jamgen_decoding(model: MusicGen, options: DecodeOptions | None = None) -> It
     audiocraft's loop and yields False.
 
     Args:
-        model: the model.
         options: decode switches (None: the defaults).
     """
     options = options or DecodeOptions()

@@ -44,11 +44,7 @@ class CallOutput:
 
 
 def extend_stride(model: MusicGen) -> float:
-    """Seconds each extra window of a long take moves forward (18 s for a 30 s window).
-
-    Args:
-        model: the model.
-    """
+    """Seconds each extra window of a long take moves forward (18 s for a 30 s window)."""
     return model.max_duration * EXTEND_STRIDE_RATIO
 
 
@@ -60,7 +56,6 @@ def count_decode_steps(model: MusicGen, duration: float, prompt_frames: int = 0)
     previous window's tail.
 
     Args:
-        model: the model.
         duration: requested seconds (the continuation prompt included).
         prompt_frames: frames of a continuation prompt.
     """

@@ -72,7 +72,6 @@ class ModelLRU(Generic[T]):
 
         Args:
             name: registry name.
-            model: the model.
             size_gb: its memory estimate.
         """
         self._models[name] = (model, size_gb)

@@ -70,11 +70,7 @@ def select_device(requested: str) -> torch.device:
 
 
 def describe_device(device: torch.device) -> str:
-    """``cuda:0 (NVIDIA H100 80GB HBM3, 79 GB)`` or ``cpu``.
-
-    Args:
-        device: the device.
-    """
+    """``cuda:0 (NVIDIA H100 80GB HBM3, 79 GB)`` or ``cpu``."""
     if device.type != "cuda":
         return "cpu"
     props = torch.cuda.get_device_properties(device)
@@ -82,11 +78,7 @@ def describe_device(device: torch.device) -> str:
 
 
 def device_memory_gb(device: torch.device) -> float:
-    """Total memory of the device in GiB (RAM for the CPU).
-
-    Args:
-        device: the device.
-    """
+    """Total memory of the device in GiB (RAM for the CPU)."""
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).total_memory / 2**30
     try:
@@ -99,9 +91,6 @@ def seed_everything(seed: int) -> None:
     """Seed every random source a generation draws from (torch, CUDA, Python's random, numpy).
 
     Python's ``random`` picks the style excerpt and demucs' shift, numpy is there for safety.
-
-    Args:
-        seed: the seed.
     """
     torch.manual_seed(seed)
     random.seed(seed)
@@ -109,31 +98,19 @@ def seed_everything(seed: int) -> None:
 
 
 def device_free_gb(device: torch.device) -> float | None:
-    """Free memory on a CUDA device in GiB (None for the CPU).
-
-    Args:
-        device: the device.
-    """
+    """Free memory on a CUDA device in GiB (None for the CPU)."""
     return torch.cuda.mem_get_info(device)[0] / 2**30 if device.type == "cuda" else None
 
 
 def free_memory(device: torch.device) -> None:
-    """Give cached device memory back after a model leaves or memory ran out.
-
-    Args:
-        device: the device.
-    """
+    """Give cached device memory back after a model leaves or memory ran out."""
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether an exception means the device (or RAM) ran out of memory.
-
-    Args:
-        exc: the exception.
-    """
+    """Whether an exception means the device (or RAM) ran out of memory."""
     if isinstance(exc, torch.OutOfMemoryError):
         return True
     text = str(exc)

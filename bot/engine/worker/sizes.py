@@ -201,7 +201,6 @@ def memory_bandwidth_gbs(device: torch.device, megabytes: int = 512, repeats: in
     """Measured memory bandwidth of a device in GB/s: a large copy, read and write bytes counted, best of ``repeats``.
 
     Args:
-        device: the device.
         megabytes: size of the copied buffer.
         repeats: copies timed.
     """
