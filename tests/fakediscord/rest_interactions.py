@@ -92,27 +92,7 @@ class InteractionRoutes(RouteBase):
             message: FakeMessage | None = None
             attachments: list[Any] = []
             if callback_type == CHANNEL_MESSAGE:
-                flags = int(data.get("flags") or 0) & (SENDABLE_FLAGS | EPHEMERAL)
-                attachments = (
-                    fake.build_attachments(
-                        data,
-                        files,
-                        channel_id=channel.id,
-                        size_limit=interaction.attachment_size_limit,
-                        ephemeral=bool(flags & EPHEMERAL),
-                    )
-                    or []
-                )
-                message = await fake.store_message(
-                    channel=channel,
-                    author=fake.bot_user,
-                    payload=data,
-                    attachments=attachments,
-                    source="interaction",
-                    flags=flags,
-                    message_type=message_type_for(interaction),
-                    interaction=interaction,
-                )
+                message, attachments = await self._post_as(interaction, channel, data, files, "interaction")
                 interaction.original_message_id = message.id
             elif callback_type == DEFERRED_CHANNEL_MESSAGE:
                 flags = LOADING | (int(data.get("flags") or 0) & EPHEMERAL)
@@ -191,6 +171,34 @@ class InteractionRoutes(RouteBase):
             errors.raise_if_any()
 
     # ---- interaction webhooks ------------------------------------------------------------------
+
+    async def _post_as(
+        self, interaction: FakeInteraction, channel: FakeChannel, payload: dict[str, Any], files: Any, source: str
+    ) -> tuple[FakeMessage, list[Any]]:
+        """A new message the interaction posts (its response or a followup), ephemeral when its flags say so."""
+        fake = self.fake
+        flags = int(payload.get("flags") or 0) & (SENDABLE_FLAGS | EPHEMERAL)
+        attachments = (
+            fake.build_attachments(
+                payload,
+                files,
+                channel_id=channel.id,
+                size_limit=interaction.attachment_size_limit,
+                ephemeral=bool(flags & EPHEMERAL),
+            )
+            or []
+        )
+        message = await fake.store_message(
+            channel=channel,
+            author=fake.bot_user,
+            payload=payload,
+            attachments=attachments,
+            source=source,
+            flags=flags,
+            message_type=message_type_for(interaction),
+            interaction=interaction,
+        )
+        return message, attachments
 
     async def _thread_activity(self, channel: FakeChannel) -> None:
         """A public followup unarchives an archived thread; an archived locked one refuses (50083)."""
@@ -288,27 +296,7 @@ class InteractionRoutes(RouteBase):
                 message.edited_timestamp = None
                 interaction.followup_ids.append(message.id)
                 return message, attachments or [], self._maybe_wait(request, message)
-            flags = int(payload.get("flags") or 0) & (SENDABLE_FLAGS | EPHEMERAL)
-            attachments = (
-                fake.build_attachments(
-                    payload,
-                    files,
-                    channel_id=channel.id,
-                    size_limit=interaction.attachment_size_limit,
-                    ephemeral=bool(flags & EPHEMERAL),
-                )
-                or []
-            )
-            message = await fake.store_message(
-                channel=channel,
-                author=fake.bot_user,
-                payload=payload,
-                attachments=attachments,
-                source="followup",
-                flags=flags,
-                message_type=message_type_for(interaction),
-                interaction=interaction,
-            )
+            message, attachments = await self._post_as(interaction, channel, payload, files, "followup")
             interaction.followup_ids.append(message.id)
             return message, attachments, self._maybe_wait(request, message)
 
