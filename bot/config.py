@@ -270,6 +270,17 @@ class Settings:
     delivery_retry_minutes: float = _setting(
         "JAMGEN_DELIVERY_RETRY_MINUTES", 15.0, "How long a failed delivery is retried.", kind="float", low=0, high=1440
     )
+    stems_cost: float = _setting(
+        "JAMGEN_STEMS_COST",
+        0.25,
+        "Quota seconds charged per second of audio split into stems (a second request for the same take is free).",
+        kind="float",
+        low=0,
+        high=10,
+    )
+    stems_model: str = _setting(
+        "JAMGEN_STEMS_MODEL", "htdemucs", "Model that splits takes into stems (htdemucs; debug-stems for tests)."
+    )
     retention_days: int = _setting(
         "JAMGEN_RETENTION_DAYS", 7, "Days output files are kept (rows and recipes stay).", kind="int", low=1, high=3650
     )

@@ -84,7 +84,11 @@ class Library(commands.Cog):
         embed.add_field(name="Model", value=job.model)
         embed.add_field(name="Mode", value=job.mode)
         embed.add_field(name="By", value=f"<@{job.user_id}>")
-        embed.add_field(name="Duration", value=f"{Recipe.from_job(job).duration:g} s")
+        recipe = Recipe.from_job(job)
+        embed.add_field(name="Duration", value=f"{recipe.duration:g} s")
+        if recipe.audio is not None and recipe.audio.stem:
+            source = f"`{recipe.audio.stem_of}`" if recipe.audio.stem_of else "an uploaded file"
+            embed.add_field(name="From", value=f"from the {recipe.audio.stem} of {source}")
         seeds = [str(t.get("seed")) for t in (job.extra or {}).get("takes", [])] or [str(job.seed or "random")]
         embed.add_field(name="Seed", value=", ".join(seeds))
         chain = " → ".join(f"`{j.id}`" for j in lineage)

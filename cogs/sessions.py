@@ -19,9 +19,11 @@ from bot.discord.bot import JamBot
 from bot.discord.interactions import display_name, member_context, model_autocomplete, post_public, send_ephemeral
 from bot.discord.jams import THREAD_ARCHIVE_MINUTES, record_reaction
 from bot.discord.render import NO_MENTIONS, bounce_embed, clip, render_summary, session_embed
+from bot.discord.stems import split_for_bounce
 from bot.discord.tree import render_tree_pages
 from bot.discord.views import TreePageButton, tree_view
 from bot.errors import UserInputError
+from bot.service.bounce import StemsMissingError, parse_stems
 from bot.service.sessions import SessionService
 
 log = logging.getLogger("jamgen.cogs.sessions")
@@ -133,26 +135,38 @@ class Sessions(commands.GroupCog, group_name="session", group_description="Jam s
     # ------------------------------------------------------------- bounce
     @app_commands.command(name="bounce", description="One track from the chain of takes that leads to a take")
     @app_commands.describe(
-        job_id="The chain's last take (default: the jam's latest take)", take="Which take of that job (1-4)"
+        job_id="The chain's last take (default: the jam's latest take)",
+        take="Which take of that job (1-4)",
+        stems="Only these stems of every take, e.g. 'drums, bass' (default: the whole takes)",
     )
     async def bounce(
         self,
         interaction: discord.Interaction,
         job_id: app_commands.Range[str, 4, 16] | None = None,
         take: app_commands.Range[int, 1, 4] = 1,
+        stems: app_commands.Range[str, 1, 40] | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
+        wanted = parse_stems(stems)
         if job_id is None:
             session = await self.sessions.require(interaction.channel_id)
             job_id = (await self.sessions.latest_take(session)).id
         plan = await self.sessions.bounce_plan(job_id.strip().lower(), take - 1)
         names = {uid: await display_name(interaction, uid) for uid in plan.contributors}
         await interaction.edit_original_response(content=f"🎚 Bouncing {len(plan.links)} takes…")
-        result = await self.sessions.render_bounce(plan, names=names, byte_limit=interaction.filesize_limit)
+        try:
+            result = await self.sessions.render_bounce(
+                plan, names=names, byte_limit=interaction.filesize_limit, stems=wanted
+            )
+        except StemsMissingError as missing:
+            await send_ephemeral(interaction, await split_for_bounce(self.bot, interaction, missing))
+            return
+        takes = f"{len(plan.links)} take{'s' if len(plan.links) != 1 else ''}"
+        what = f"the {', '.join(wanted)} of {takes}" if wanted else takes
         message = await post_public(
             interaction,
             "🎚 Bounce posted.",
-            content=f"<@{interaction.user.id}> bounced {len(plan.links)} takes into one track.",
+            content=f"<@{interaction.user.id}> bounced {what} into one track.",
             embed=bounce_embed(result),
             file=discord.File(result.path, filename=result.path.name),
         )

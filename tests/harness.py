@@ -32,6 +32,7 @@ import numpy as np
 from bot.config import Settings
 from bot.engine.registry import get_model_spec
 from bot.engine.types import (
+    STEM_NAMES,
     Engine,
     EngineError,
     EngineHealth,
@@ -127,9 +128,12 @@ class FakeEngine:
                 # Like the worker: an explicit seed is used as given; otherwise each call draws a new one.
                 seed = request.seed if request.seed is not None else 1000 + len(self.calls)
                 spec = get_model_spec(request.model)
+                made, stems = (
+                    (fake_stems(request), STEM_NAMES) if request.mode == Mode.STEMS else (sine_take(request), ())
+                )
                 out.append(
                     GenerationResult(
-                        request.request_id, sine_take(request), spec.sample_rate, seed, 0.5, self.steps, len(batch)
+                        request.request_id, made, spec.sample_rate, seed, 0.5, self.steps, len(batch), stems=stems
                     )
                 )
         return out
@@ -164,6 +168,17 @@ def sine_take(request: GenerationRequest) -> np.ndarray:
         prompt = np.broadcast_to(request.audio, (spec.channels, request.audio.shape[-1]))[:, :n]
         audio[:, : prompt.shape[-1]] = prompt
     return audio
+
+
+# The fake separator's stems are shares of the track (they add up to it), each a different loudness.
+FAKE_STEM_SHARES = (0.4, 0.3, 0.2, 0.1)
+
+
+def fake_stems(request: GenerationRequest) -> np.ndarray:
+    """What the fake engine makes of a track to split: [stems, channels, samples], shares that add up to it."""
+    assert request.audio is not None
+    track = np.asarray(request.audio, dtype=np.float32)
+    return np.stack([track * share for share in FAKE_STEM_SHARES]).astype(np.float32)
 
 
 @dataclass
@@ -223,15 +238,18 @@ class PlannedEngine(GatedEngine):
     Args:
         faulted: how many requests were given each fault.
         attempts: generate calls per job id.
+        stems_fault: the fault tag given to every stems request (they have no prompt to carry one),
+            e.g. ``"[crash-once]"``.
     """
 
     faulted: Counter[str] = field(default_factory=Counter)
     attempts: Counter[str] = field(default_factory=Counter)
+    stems_fault: str = ""
     _renamed: dict[str, str] = field(default_factory=dict)
 
     def _rename(self, request: GenerationRequest) -> GenerationRequest:
         job_id = request.request_id.split(":")[0]
-        match = FAULT_TAG.search(request.prompt)
+        match = FAULT_TAG.search(self.stems_fault if request.mode == Mode.STEMS else request.prompt)
         if match is None or (match.group(2) and self.attempts[job_id] > 1):
             return request
         self.faulted[match.group(1)] += 1
@@ -278,6 +296,10 @@ async def start_debug_engine(faults: EngineFaults | None = None, **config: Any) 
     values: dict[str, Any] = {"device": "cpu", "warmup_model": "debug", "allow_debug_models": True, "cpu_threads": 1}
     engine = EngineClient(EngineConfig(**{**values, **config}), faults=faults)
     await engine.start()
+    warm = {**values, **config}["warmup_model"]
+    if warm:
+        # The worker imports audiocraft with its first MusicGen model: tests start from a warm worker.
+        await engine.load_model(warm)
     return engine
 
 
@@ -337,6 +359,7 @@ def make_config(data_dir: Path, **overrides: Any) -> ServiceConfig:
         "shutdown_grace": 2.0,
         "delivery_retry_s": 5.0,
         "delivery_backoff_s": 0.01,
+        "stems_model": "debug-stems",
     }
     values.update(overrides)
     return ServiceConfig(**values)
@@ -400,6 +423,7 @@ COGS_ENV = {
     "JAMGEN_PROGRESS_INTERVAL": "0.05",
     "JAMGEN_DAILY_BUDGET_SECONDS": "600",
     "JAMGEN_ENABLED_MODELS": "debug,debug-stereo,debug-melody,debug-style",
+    "JAMGEN_STEMS_MODEL": "debug-stems",
 }
 
 

@@ -12,7 +12,7 @@ from bot.cli import SUBCOMMANDS
 from bot.cli.invite import PERMISSIONS, SCOPES, permission_integer
 from bot.config import render_example_env, render_reference_markdown
 from bot.engine.registry import MODELS
-from bot.engine.types import SamplingParams
+from bot.engine.types import STEM_NAMES, SamplingParams
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -97,9 +97,17 @@ def test_the_context_menu_the_reply_prefixes_and_every_button_are_documented():
         r'action, label, emoji(?:, style)? = "\w+", "(\w+)", "([^"]+)"',
         (ROOT / "bot" / "discord" / "views.py").read_text(),
     )
-    assert len(buttons) == 7
+    assert len(buttons) == 8
     for label, emoji in buttons:
         assert f"| {emoji} {label} |" in commands
+    stems = (ROOT / "cogs" / "stems.py").read_text()
+    assert re.search(r'ContextMenu\(name="([^"]+)"', stems).group(1) in commands
+    for stem in STEM_NAMES:
+        assert f"`{stem}:`" in commands
+    labels = re.findall(r'"(\w+ from)"', (ROOT / "bot" / "discord" / "stems.py").read_text())
+    assert len(labels) == 3
+    for label in labels:
+        assert label in commands
 
 
 def test_every_cli_subcommand_is_documented():
@@ -126,7 +134,8 @@ def test_the_model_table_matches_the_registry():
     for name, spec in real.items():
         cells = [cell.strip() for cell in rows[name].split("|")[1:-1]]
         assert cells[1] == f"{spec.vram_gb:g} GB", name
-        assert cells[2] == f"{spec.cost_weight:g}x", name
+        # A separator's cost is the stems setting, not a weight of the model.
+        assert ("JAMGEN_STEMS_COST" in cells[2]) if spec.separator else cells[2] == f"{spec.cost_weight:g}x", name
         assert cells[4].startswith(spec.blurb), name
         modes = {m.strip() for m in cells[3].split(",")}
         assert modes == {m.value for m in spec.modes if m.value != "unconditional"}, name

@@ -17,6 +17,8 @@ import numpy as np
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DEFAULT_COLOR = (88, 101, 242)  # Discord blurple
+# One colour per stem (drums, bass, other, vocals), drawn one above the other.
+STEM_COLORS = ((237, 66, 69), (254, 231, 92), (87, 242, 135), (235, 69, 158))
 
 
 def png_bytes(rgba: np.ndarray) -> bytes:
@@ -92,8 +94,11 @@ async def waveform_png(
 ) -> Path:
     """Draw the waveform of ``audio`` into a PNG at ``path`` (written beside it, then renamed).
 
+    Stems ([stems, channels, samples]) are drawn one above the other, each ``height`` pixels high in its
+    own colour, on one scale, so the picture shows how loud each stem is.
+
     Args:
-        audio: [channels, samples] or [samples].
+        audio: [channels, samples] or [samples], or stems [stems, channels, samples].
         sample_rate: Hz (kept for symmetry with the other writers; the picture spans the whole audio).
         path: the PNG file to write.
         width: pixels.
@@ -104,7 +109,14 @@ async def waveform_png(
     path = Path(path)
 
     def render() -> None:
-        data = png_bytes(draw_waveform(audio, width, height, color))
+        if audio.ndim == 3:
+            rows = [
+                draw_waveform(stem, width, height, STEM_COLORS[i % len(STEM_COLORS)]) for i, stem in enumerate(audio)
+            ]
+            image = np.concatenate(rows, axis=0)
+        else:
+            image = draw_waveform(audio, width, height, color)
+        data = png_bytes(image)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
         partial.write_bytes(data)

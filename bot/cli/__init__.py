@@ -24,6 +24,7 @@ log = logging.getLogger("jamgen.cli")
 SUBCOMMANDS: dict[str, str] = {
     "run": "Start the Discord bot.",
     "generate": "Make a track on this machine, without Discord.",
+    "stems": "Split a track into drums, bass, other and vocals on this machine, without Discord.",
     "models": "List the models, their abilities and whether their weights are here.",
     "db": "Migrate, back up or check the database.",
     "doctor": "Check that everything the bot needs is in place.",

@@ -36,7 +36,7 @@ from bot.audio.encode import MP3_BITRATES_KBPS
 from bot.audio.tools import check_tools
 from bot.config import Settings
 from bot.engine.registry import MODELS, ModelSpec
-from bot.engine.weights import WEIGHT_FILES, find_weights, hf_cache_dir, hf_offline
+from bot.engine.weights import WEIGHT_FILES, find_weights, hf_cache_dir, hf_offline, local_files
 from bot.errors import JamgenError
 from bot.heartbeat import HeartbeatUnreadableError, heartbeat_path, heartbeat_problems, read_heartbeat
 from bot.store import check_database, latest_version
@@ -198,17 +198,17 @@ _DEVICE_PROBE = """\
 import json, sys
 out = {}
 try:
-    from bot.engine.worker import models
+    from bot.engine.worker import runtime
     try:
-        device = models.select_device(sys.argv[1])
+        device = runtime.select_device(sys.argv[1])
     except RuntimeError as exc:
         out["error"] = str(exc)
     else:
-        out["device"] = models.describe_device(device)
+        out["device"] = runtime.describe_device(device)
         out["on_gpu"] = device.type == "cuda"
-        out["memory_gb"] = models.device_memory_gb(device)
+        out["memory_gb"] = runtime.device_memory_gb(device)
         if device.type == "cuda":
-            out["free_gb"] = models.device_free_gb(device)
+            out["free_gb"] = runtime.device_free_gb(device)
 except Exception as exc:
     out["import_error"] = f"{type(exc).__name__}: {exc}"
 print(json.dumps(out))
@@ -351,11 +351,40 @@ def device_findings(report: DeviceReport, settings: Settings) -> list[Finding]:
 
 
 def _enabled(settings: Settings) -> list[ModelSpec]:
+    """The music models members may use (the stems model is checked on its own)."""
     return [
         spec
         for spec in MODELS.values()
-        if (not spec.debug or settings.debug_models)
+        if not spec.separator
+        and (not spec.debug or settings.debug_models)
         and (not settings.enabled_models or spec.name in settings.enabled_models)
+    ]
+
+
+def check_stems_model(settings: Settings, *, offline: bool) -> list[Finding]:
+    """JAMGEN_STEMS_MODEL is a separator, and whether its weights are here (🎚 Stems needs them)."""
+    spec = MODELS.get(settings.stems_model)
+    if spec is None or not spec.separator:
+        return [
+            Finding(
+                "stems",
+                Level.WARN,
+                f"JAMGEN_STEMS_MODEL is '{settings.stems_model}', which is no stems model: 🎚 Stems are refused.",
+                "Set JAMGEN_STEMS_MODEL=htdemucs.",
+            )
+        ]
+    where = find_weights(spec, settings.model_dir)
+    if where.present:
+        return [Finding("stems", Level.OK, f"{spec.name}: {where.source} {where.path or ''}".rstrip())]
+    note = "🎚 Stems are refused while HF_HUB_OFFLINE is on" if offline else "the first stems wait for its download"
+    return [
+        Finding(
+            "stems",
+            Level.WARN if offline else Level.INFO,
+            f"{spec.name}: weights missing; {note}.",
+            f"`jamgen models pull {spec.name}` where there is network, or put "
+            f"{' and '.join(local_files(spec))} into {where.local_dir}/.",
+        )
     ]
 
 
@@ -699,6 +728,7 @@ async def full_check(settings: Settings) -> list[Finding]:
         *audio,
         *device_findings(device, settings),
         *check_models(settings),
+        *check_stems_model(settings, offline=hf_offline()),
         *check_folders(settings),
         *await check_db(settings.db_path),
         *check_limits(settings),

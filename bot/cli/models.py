@@ -2,8 +2,9 @@
 
 Listing reads files only (no torch import, no network). Pulling loads each model once through the engine,
 which downloads exactly what audiocraft needs (checkpoint, codec, text encoder, melody/style helpers) into
-the Hugging Face cache; it first checks that the hub can be reached, so a machine without network gets
-one clear sentence at once instead of minutes of retries.
+the Hugging Face cache, and for a separator (``htdemucs``) what demucs' own loader fetches (its Hugging Face
+repository, else its checkpoint into torch's hub cache); it first checks that the hub can be reached, so a
+machine without network gets one clear sentence at once instead of minutes of retries.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def describe(spec: ModelSpec, where: WeightsLocation) -> dict[str, Any]:
         "cost_weight": spec.cost_weight,
         "vram_gb": spec.vram_gb,
         "test_model": spec.debug,
+        "separator": spec.separator,
         "weights": where.source,
         "weights_path": None if where.path is None else str(where.path),
     }
@@ -187,7 +189,7 @@ async def _load_all(specs: Sequence[ModelSpec], settings: Settings) -> int:
     status = 0
     try:
         for spec in specs:
-            # Loading through the engine fetches exactly what audiocraft needs (checkpoint, text encoder, codec).
+            # Loading through the engine fetches exactly what audiocraft (or demucs, for a separator) needs.
             try:
                 await engine.load_model(spec.name)
             except JamgenError as exc:

@@ -15,7 +15,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.discord import views
+from bot.discord import stems, views
 from bot.discord.delivery import DiscordDeliverer
 from bot.discord.interactions import report_error
 from bot.discord.jams import JamPlaces
@@ -25,7 +25,15 @@ from bot.service.sessions import SessionService
 
 log = logging.getLogger("jamgen.discord")
 
-EXTENSIONS = ("cogs.generate", "cogs.remix", "cogs.buttons", "cogs.library", "cogs.admin", "cogs.sessions")
+EXTENSIONS = (
+    "cogs.generate",
+    "cogs.remix",
+    "cogs.stems",
+    "cogs.buttons",
+    "cogs.library",
+    "cogs.admin",
+    "cogs.sessions",
+)
 
 
 class JamBot(commands.Bot):
@@ -75,6 +83,7 @@ class JamBot(commands.Bot):
             self.service,
             result_view=views.result_view,
             progress_view=views.progress_view,
+            stems_view=stems.stems_view,
             hooks=[JamPlaces(self, self.service)],
         )
 

@@ -11,13 +11,24 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import aiohttp
 import discord
 
-from bot.discord.render import job_id_of, message_url, owner_only, render_update, result_embeds, result_files
-from bot.service import Delivery, DeliveryError, JamService, Job, JobUpdate, Phase
+from bot.discord.render import (
+    job_id_of,
+    message_url,
+    owner_only,
+    render_update,
+    result_embeds,
+    result_files,
+    stem_messages,
+    stems_embed,
+    stems_files,
+)
+from bot.service import Delivery, DeliveryError, JamService, Job, JobUpdate, Mode, Phase, RenderedTake
 
 log = logging.getLogger("jamgen.discord")
 
@@ -34,6 +45,8 @@ ResultView = Callable[[Job, int], discord.ui.View]
 """The buttons under a finished job with that many takes."""
 ProgressView = Callable[[str], discord.ui.View]
 """The buttons under a job's progress message."""
+StemsView = Callable[[str, list[RenderedTake]], discord.ui.View]
+"""The buttons under one message of a stems job's stems."""
 DeliveryHook = Callable[[Delivery, dict[str, Any]], Awaitable[None]]
 """Called with each delivery and the message's kwargs before it is posted; may change them, must not raise."""
 
@@ -76,6 +89,7 @@ class DiscordDeliverer:
         service: the jam service whose jobs are delivered.
         result_view: the buttons under a take.
         progress_view: the buttons under a waiting or running job.
+        stems_view: the buttons under a message of stems (none without it).
         hooks: run in order on each take's message before it is posted (a jam adds the take's place).
     """
 
@@ -86,12 +100,14 @@ class DiscordDeliverer:
         *,
         result_view: ResultView,
         progress_view: ProgressView,
+        stems_view: StemsView | None = None,
         hooks: Iterable[DeliveryHook] = (),
     ) -> None:
         self.client = client
         self.service = service
         self.result_view = result_view
         self.progress_view = progress_view
+        self.stems_view = stems_view
         self.hooks = tuple(hooks)
         self.upload_timeout_s = UPLOAD_TIMEOUT_S
         self.live: dict[str, LiveJob] = {}
@@ -147,14 +163,17 @@ class DiscordDeliverer:
         live = self.live.get(job.id)
         if live is not None:
             await live.wait_shown()
-        posted = await self._find_posted(job) if delivery.retry else None
-        if posted is not None:
-            log.info("job %s: an earlier try already posted it (message %s); not posting again", job.id, posted.id)
+        found = await self._find_posted(job) if delivery.retry else None
+        if found is not None:
+            log.info("job %s: an earlier try already posted it (message %s); not posting again", job.id, found.id)
+            posted = [found]
+        elif job.mode == Mode.STEMS:
+            posted = await self._post_stems(delivery, live)
         else:
-            posted = await self._post_take(delivery, live)
-        await self._resolve_progress(job, live, posted)
+            posted = [await self._post_take(delivery, live)]
+        await self._resolve_progress(job, live, posted[0])
         self.live.pop(job.id, None)
-        return [posted.id]
+        return [message.id for message in posted]
 
     async def _post_take(self, delivery: Delivery, live: LiveJob | None) -> discord.Message:
         job = delivery.job
@@ -167,10 +186,30 @@ class DiscordDeliverer:
         }
         for hook in self.hooks:
             await hook(delivery, kwargs)
+        return await self._send(job, live, lambda: result_files(delivery), kwargs)
+
+    async def _post_stems(self, delivery: Delivery, live: LiveJob | None) -> list[discord.Message]:
+        """The stems, as many to a message as the upload limit allowed (the first with their picture)."""
+        job = delivery.job
+        groups = stem_messages(delivery)
+        posted = []
+        for part, stems in enumerate(groups):
+            kwargs: dict[str, Any] = {
+                "content": f"<@{job.user_id}> here are your stems." if part == 0 else None,
+                "embeds": [stems_embed(delivery, stems, part, len(groups))],
+            }
+            if self.stems_view is not None:
+                kwargs["view"] = self.stems_view(job.id, stems)
+            files = partial(stems_files, stems, with_picture=part == 0)
+            posted.append(await self._send(job, live, files, kwargs))
+        return posted
+
+    async def _send(
+        self, job: Job, live: LiveJob | None, files: Callable[[], list[discord.File]], kwargs: dict[str, Any]
+    ) -> discord.Message:
+        """Post in the job's channel; where the bot may not, as a followup while the member's interaction lives."""
         try:
-            return await asyncio.wait_for(
-                self._post_in_channel(job, files=result_files(delivery), **kwargs), self.upload_timeout_s
-            )
+            return await asyncio.wait_for(self._post_in_channel(job, files=files(), **kwargs), self.upload_timeout_s)
         except (discord.Forbidden, discord.NotFound) as exc:
             if live is None or live.interaction is None or not interaction_alive(live.interaction):
                 raise
@@ -178,9 +217,7 @@ class DiscordDeliverer:
             # (replies to it cannot carry words without the intent, but the member gets the take).
             log.info("job %s: cannot post in the channel (%s); delivering as a followup", job.id, exc.status)
         return await asyncio.wait_for(
-            live.interaction.followup.send(
-                files=result_files(delivery), allowed_mentions=owner_only(job), wait=True, **kwargs
-            ),
+            live.interaction.followup.send(files=files(), allowed_mentions=owner_only(job), wait=True, **kwargs),
             self.upload_timeout_s,
         )
 

@@ -263,26 +263,51 @@ async def submit_command(
     await submit_and_track(bot, interaction, JamRequest(**member_context(interaction), **fields))
 
 
-async def submit_and_track(bot: JamBot, interaction: discord.Interaction, request: JamRequest) -> Receipt | None:
+async def submit_request(bot: JamBot, request: JamRequest, stem: str | None = None) -> tuple[Receipt | None, str]:
+    """Submit a request, or a remix of one ``stem`` of the take it names (split first when needed).
+
+    Returns:
+        the receipt to follow (None when the remix waits for stems someone else is having made), and a
+        note for the member when the remix waits for its stems.
+    """
+    if stem is None:
+        return await bot.service.submit(request), ""
+    answer = await bot.service.submit_stem_remix(request, stem)
+    if not answer.waits_for_stems:
+        return answer.receipt, ""
+    source = request.audio.from_job if request.audio else None
+    return answer.receipt, (
+        f"🎚 `{source}` is split into stems first (`{answer.stems_job_id}`); your {stem} remix starts as soon as "
+        "they are posted, and is charged then."
+    )
+
+
+async def submit_and_track(
+    bot: JamBot, interaction: discord.Interaction, request: JamRequest, *, stem: str | None = None
+) -> Receipt | None:
     """Submit a deferred interaction's request, show the receipt and follow the job's progress.
 
     Args:
         interaction: already deferred privately (thinking): progress is private, the result public.
+        stem: remix this stem of the take the request names (see :func:`submit_request`).
 
     Returns:
         the receipt, or None when the request was refused (the member was told why, privately).
     """
     try:
         check_can_post(interaction)
-        receipt = await bot.service.submit(request)
+        receipt, note = await submit_request(bot, request, stem)
     except JamgenError as exc:
         await report_error(interaction, exc)
+        return None
+    if receipt is None:
+        await send_ephemeral(interaction, note)
         return None
     live = LiveJob(interaction=interaction)
     bot.deliverer.track(receipt.job_id, live)
     try:
         message = await interaction.edit_original_response(
-            content=render_receipt(receipt),
+            content="\n".join(filter(None, (render_receipt(receipt), note))),
             view=bot.deliverer.progress_view(receipt.job_id),
             allowed_mentions=NO_MENTIONS,
         )

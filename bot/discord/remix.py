@@ -15,9 +15,10 @@ from bot.discord.interactions import (
     read_attachment,
     report_error,
     submit_and_track,
+    submit_request,
 )
 from bot.discord.render import NO_MENTIONS, error_text, render_receipt
-from bot.engine.types import Mode
+from bot.engine.types import STEM_NAMES, Mode
 from bot.errors import JamgenError, UserInputError
 from bot.service import AudioInput, JamRequest
 
@@ -28,6 +29,9 @@ log = logging.getLogger("jamgen.discord.remix")
 
 MODE_WORDS = {"melody": Mode.MELODY, "style": Mode.STYLE, "continue": Mode.CONTINUATION, "extend": Mode.CONTINUATION}
 PREFIX = re.compile(r"^\s*(melody|style|continue|extend)\s*:\s*", re.IGNORECASE)
+# A stem word first ("bass: continue, add a funky clavinet"); after it the mode word may end with a comma.
+STEM_PREFIX = re.compile(rf"^\s*({'|'.join(STEM_NAMES)})\s*:\s*", re.IGNORECASE)
+AFTER_STEM = re.compile(r"^\s*(melody|style|continue|extend)\s*[:,]\s*", re.IGNORECASE)
 AUDIO_TYPES = ("audio/", "video/")
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".aiff", ".mp4", ".mov", ".webm", ".mkv")
 
@@ -42,9 +46,17 @@ def audio_attachments(message: discord.Message) -> list[discord.Attachment]:
     return found
 
 
-def parse_mode(text: str, default: Mode) -> tuple[Mode, str]:
-    """Split a ``melody:``/``style:``/``continue:`` prefix off a remix prompt."""
-    match = PREFIX.match(text)
+def parse_stem(text: str) -> tuple[str | None, str]:
+    """Split a ``drums:``/``bass:``/``other:``/``vocals:`` prefix off a remix prompt."""
+    match = STEM_PREFIX.match(text)
+    if not match:
+        return None, text
+    return match.group(1).lower(), text[match.end() :]
+
+
+def parse_mode(text: str, default: Mode, *, after_stem: bool = False) -> tuple[Mode, str]:
+    """Split a ``melody:``/``style:``/``continue:`` prefix off a remix prompt (``continue,`` after a stem)."""
+    match = (AFTER_STEM if after_stem else PREFIX).match(text)
     if not match:
         return default, text.strip()
     return MODE_WORDS[match.group(1).lower()], text[match.end() :].strip()
@@ -112,10 +124,12 @@ class RemixModal(discord.ui.Modal, title="Remix with jamgen"):
         await interaction.response.defer(ephemeral=True, thinking=True)
         mode = parse_mode_word(self.mode.value)
         data = await read_attachment(self.bot, self.attachment) if self.attachment else None
+        # "bass: …" in the prompt remixes that stem of the take (not of an uploaded file: split that first).
+        stem, prompt = parse_stem(self.prompt.value) if self.from_job and not data else (None, self.prompt.value)
         request = JamRequest(
             **member_context(interaction),
             mode=mode,
-            prompt=self.prompt.value,
+            prompt=prompt.strip(),
             duration=parse_duration(self.duration.value),
             model=await self.bot.service.default_model_for(interaction.guild_id, mode),
             audio=AudioInput(
@@ -126,7 +140,7 @@ class RemixModal(discord.ui.Modal, title="Remix with jamgen"):
             ),
             parent_id=self.parent_id or self.from_job,
         )
-        await submit_and_track(self.bot, interaction, request)
+        await submit_and_track(self.bot, interaction, request, stem=stem)
 
     async def on_error(
         self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[Any] | None = None, /
@@ -152,12 +166,18 @@ async def remix_reply(
     text = message.content
     if bot.user is not None:
         text = text.replace(bot.user.mention, "").replace(f"<@!{bot.user.id}>", "")
-    mode, prompt = parse_mode(text, default_mode)
+    stem, text = parse_stem(text)
+    mode, prompt = parse_mode(text, default_mode, after_stem=stem is not None)
     # The reply's own audio, when it has some, is the input; the replied-to take stays the parent.
-    own_audio = audio_attachments(message) if own_job else []
+    own_audio = audio_attachments(message) if own_job and stem is None else []
     source = own_audio[0] if own_audio else None if own_job else heard[0]
     author = message.author
     try:
+        if stem is not None and own_job is None:
+            raise UserInputError(
+                f"Only a take of jamgen's can be remixed by its {stem}; split this file with "
+                "*Apps ▸ Split into stems* first, then reply to the stems."
+            )
         data = await read_attachment(bot, source) if source else None
         request = JamRequest(
             user_id=author.id,
@@ -174,15 +194,20 @@ async def remix_reply(
             is_admin=isinstance(author, discord.Member) and author.guild_permissions.manage_guild,
             reply_to_message_id=message.id,
         )
-        receipt = await bot.service.submit(request)
+        receipt, note = await submit_request(bot, request, stem)
     except JamgenError as exc:
         await bot.reply_briefly(message, error_text(exc))
+        return
+    if receipt is None:
+        await bot.reply_briefly(message, note)
         return
     live = LiveJob()
     bot.deliverer.track(receipt.job_id, live)
     try:
         live.progress_message = await message.reply(
-            render_receipt(receipt), view=bot.deliverer.progress_view(receipt.job_id), allowed_mentions=NO_MENTIONS
+            "\n".join(filter(None, (render_receipt(receipt), note))),
+            view=bot.deliverer.progress_view(receipt.job_id),
+            allowed_mentions=NO_MENTIONS,
         )
         await bot.service.remember_progress_message(receipt.job_id, live.progress_message.id)
     except discord.HTTPException as exc:

@@ -12,12 +12,13 @@ from typing import Any
 import discord
 
 from bot.errors import ChannelNotAllowedError, JamgenError
-from bot.service import Delivery, Job, JobUpdate, Phase, Receipt
+from bot.service import Delivery, Job, JobUpdate, Phase, Receipt, RenderedTake
 from bot.service.sessions import BounceResult, LoopResult, Session, SessionSummary, describe_session
 
 NO_MENTIONS = discord.AllowedMentions.none()
 COLOUR = discord.Colour.from_rgb(124, 92, 255)
 JOB_FOOTER = re.compile(r"\bjob ([a-z0-9]{4,16})\b")
+STEM_EMOJI = {"drums": "🥁", "bass": "🎸", "other": "🎹", "vocals": "🎤"}
 
 
 def clip(text: str, limit: int) -> str:
@@ -133,6 +134,45 @@ def result_files(delivery: Delivery) -> list[discord.File]:
         files.append(discord.File(take.path, filename=take.path.name))
         if take.waveform_path is not None and take.waveform_path.exists():
             files.append(discord.File(take.waveform_path, filename=take.waveform_path.name))
+    return files
+
+
+# ---------------------------------------------------------------------- stems
+def stem_messages(delivery: Delivery) -> list[list[RenderedTake]]:
+    """The stems of a delivery grouped by the message that carries them (see the service's rendering)."""
+    groups: dict[int, list[RenderedTake]] = {}
+    for stem in delivery.takes:
+        groups.setdefault(stem.message, []).append(stem)
+    return [groups[key] for key in sorted(groups)]
+
+
+def stems_embed(delivery: Delivery, stems: list[RenderedTake], part: int, parts: int) -> discord.Embed:
+    """The card of one stems message: which take, which stems, how to jam on them."""
+    job = delivery.job
+    source = delivery.recipe.get("audio_from_job")
+    what = f"`{source}`" if source else f"`{delivery.recipe.get('audio_filename') or 'your file'}`"
+    title = f"🎚 Stems of {what}" + (f" ({part + 1}/{parts})" if parts > 1 else "")
+    embed = discord.Embed(
+        title=title,
+        description="Jam on one stem with the buttons: continue from it, follow its melody, or take its style.",
+        colour=COLOUR,
+    )
+    for stem in stems:
+        rate = f" · {stem.bitrate_kbps} kbps" if stem.bitrate_kbps else ""
+        embed.add_field(name=f"{STEM_EMOJI.get(stem.stem or '', '')} {stem.stem}", value=f"{stem.duration:.1f} s{rate}")
+    picture = delivery.takes[0].waveform_path
+    if part == 0 and picture is not None:
+        embed.set_image(url=f"attachment://{picture.name}")
+    embed.set_footer(text=f"job {job.id} · stems · by jamgen")
+    return embed
+
+
+def stems_files(stems: list[RenderedTake], *, with_picture: bool) -> list[discord.File]:
+    """The MP3s of one stems message (and the picture of all stems on the first)."""
+    files = [discord.File(stem.path, filename=stem.path.name) for stem in stems]
+    picture = stems[0].waveform_path if with_picture else None
+    if picture is not None and picture.exists():
+        files.append(discord.File(picture, filename=picture.name))
     return files
 
 

@@ -16,6 +16,7 @@ from bot.discord.interactions import bot_of, member_context, report_error, send_
 from bot.discord.jams import post_loop
 from bot.discord.remix import RemixModal
 from bot.discord.render import NO_MENTIONS, job_id_of, render_recipe
+from bot.discord.stems import StemRemixButton, ask_for_stems, stems_request_for
 from bot.discord.tree import render_tree_pages
 from bot.errors import UserInputError
 from bot.service import Job, NotYourJobError
@@ -107,6 +108,22 @@ class LoopButton(JobButton, template=rf"^jamgen:loop:{JOB}{TAKE}$"):
         await post_loop(bot_of(interaction), interaction, self.job_id, self.take)
 
 
+class StemsButton(JobButton, template=rf"^jamgen:stems:{JOB}{TAKE}$"):
+    """🎚 Split the take into drums, bass, other and vocals (free and at once when that was done before)."""
+
+    action, label, emoji = "stems", "Stems", "🎚"
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot = bot_of(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            request = await stems_request_for(bot, interaction, self.job_id, self.take)
+        except Exception as exc:
+            await report_error(interaction, exc)
+            return
+        await ask_for_stems(bot, interaction, request)
+
+
 class RecipeButton(JobButton, template=rf"^jamgen:recipe:{JOB}$"):
     """ℹ️ The full recipe, privately."""
 
@@ -160,23 +177,25 @@ class CancelButton(JobButton, template=rf"^jamgen:cancel:{JOB}$"):
         await send_ephemeral(interaction, f"🛑 Cancelling `{job.id}`…")
 
 
-JOB_BUTTONS: tuple[type[JobButton], ...] = (
+JOB_BUTTONS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     RerollButton,
     ExtendButton,
     RemixButton,
     LoopButton,
+    StemsButton,
     RecipeButton,
     DeleteButton,
     CancelButton,
+    StemRemixButton,
 )
 
 
 def result_view(job: Job, takes: int) -> discord.ui.View:
-    """Buttons under a finished job: one row for the job, one per take for extend/remix/loop."""
+    """Buttons under a finished job: one row for the job, one per take for extend/remix/loop/stems."""
     view = discord.ui.View(timeout=None)
     for item in (RerollButton(job.id), RecipeButton(job.id), DeleteButton(job.id)):
         view.add_item(item)
-    per_take: tuple[type[JobButton], ...] = (ExtendButton, RemixButton, LoopButton)
+    per_take: tuple[type[JobButton], ...] = (ExtendButton, RemixButton, LoopButton, StemsButton)
     for take in range(takes):
         multi = takes > 1
         for cls in per_take:

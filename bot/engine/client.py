@@ -545,6 +545,7 @@ class EngineClient:
                     elapsed_s=message.elapsed_s,
                     steps=message.steps,
                     batch_size=message.batch_size,
+                    stems=message.stems,
                 ),
             )
         elif isinstance(message, RowError):

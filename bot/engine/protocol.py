@@ -36,7 +36,8 @@ class EngineFaults:
         oom_prefix: raise an out-of-memory error (as ``torch.OutOfMemoryError``) in calls of
             at least ``oom_min_batch`` rows; smaller calls succeed.
         oom_min_batch: smallest call that runs out of memory.
-        error_prefix: raise ``RuntimeError('injected failure')`` at the first decoding step.
+        error_prefix: raise ``RuntimeError('injected failure')`` at the first decoding step (a separation's
+            first progress step, before its first segment, for this and the faults below).
         hang_prefix: stop responding at the first decoding step (sleep forever, ignoring cancel).
         crash_prefix: kill the worker with SIGKILL at the first decoding step.
         slow_prefix: sleep ``slow_step_s`` at every decoding step (to cancel or kill mid-batch).
@@ -138,7 +139,7 @@ class StepProgress:
 
 @dataclass(frozen=True)
 class RowResult:
-    """One finished take."""
+    """One finished take ([channels, samples]), or the stems of one track ([stems, channels, samples])."""
 
     batch_id: int
     request_id: str
@@ -148,6 +149,7 @@ class RowResult:
     elapsed_s: float
     steps: int
     batch_size: int
+    stems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,9 @@ from bot.engine.types import Mode, ModelUnavailableError
 _TEXT_MODES = frozenset({Mode.TEXT, Mode.CONTINUATION, Mode.UNCONDITIONAL})
 _MELODY_MODES = _TEXT_MODES | {Mode.MELODY}
 _STYLE_MODES = _TEXT_MODES | {Mode.STYLE}
+_STEMS_MODES = frozenset({Mode.STEMS})
+# Separation progress is counted in tenths of a second of audio (ModelSpec.frame_rate of a separator).
+SEPARATION_UNITS_PER_S = 10
 
 
 @dataclass(frozen=True)
@@ -24,9 +27,11 @@ class ModelSpec:
         cost_weight: quota seconds charged per second of audio.
         vram_gb: approximate GPU memory to load and run at batch 1 in fp16.
         sample_rate: of its output.
-        frame_rate: decoding steps per second of audio (for ETAs).
-        debug: tiny random test model, built in code (no download).
+        frame_rate: decoding steps per second of audio (for ETAs); a separator's progress units per second.
+        debug: random test model, built in code (no download).
         blurb: what it is good for (for /help and the README).
+        separator: splits audio into stems (``Mode.STEMS``, demucs) instead of making music; its
+            ``max_duration`` is the longest track it splits, ``checkpoint`` is demucs' model name.
     """
 
     name: str
@@ -40,6 +45,7 @@ class ModelSpec:
     frame_rate: int = 50
     debug: bool = False
     blurb: str = ""
+    separator: bool = False
 
     @property
     def channels(self) -> int:
@@ -79,6 +85,27 @@ def _debug(name: str, modes: frozenset[Mode], stereo: bool = False) -> ModelSpec
     )
 
 
+def _separator(name: str, *, debug: bool, vram: float) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        checkpoint=None if debug else name,
+        modes=_STEMS_MODES,
+        stereo=True,
+        max_duration=600.0,
+        cost_weight=1.0,
+        vram_gb=vram,
+        sample_rate=44100,
+        frame_rate=SEPARATION_UNITS_PER_S,
+        debug=debug,
+        blurb=(
+            "random htdemucs of the real size for tests (splits into noise)"
+            if debug
+            else "Demucs v4 hybrid transformer: splits a track into drums, bass, other and vocals"
+        ),
+        separator=True,
+    )
+
+
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
@@ -97,6 +124,9 @@ MODELS: dict[str, ModelSpec] = {
         _debug("debug-stereo", _TEXT_MODES, stereo=True),
         _debug("debug-melody", _MELODY_MODES),
         _debug("debug-style", _STYLE_MODES),
+        _separator("htdemucs", debug=False, vram=2.5),
+        # The real htdemucs' shape with random weights (bot/engine/worker/separate.py), 42 M parameters.
+        _separator("debug-stems", debug=True, vram=0.2),
     )
 }
 
@@ -115,3 +145,9 @@ def get_model_spec(name: str) -> ModelSpec:
     except KeyError:
         known = ", ".join(n for n, s in MODELS.items() if not s.debug)
         raise ModelUnavailableError(f"There is no model called '{name}'. Models: {known}.") from None
+
+
+def is_separator(name: str) -> bool:
+    """Whether ``name`` is a known model that splits audio into stems (False for unknown names)."""
+    spec = MODELS.get(name)
+    return spec is not None and spec.separator

@@ -24,6 +24,12 @@ class Mode(StrEnum):
     CONTINUATION = "continuation"
     STYLE = "style"
     UNCONDITIONAL = "unconditional"
+    # Not a take: a separator splits the request's audio into stems (see GenerationResult.stems).
+    STEMS = "stems"
+
+
+# The stems a separator makes, in htdemucs' own source order.
+STEM_NAMES: tuple[str, ...] = ("drums", "bass", "other", "vocals")
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,7 @@ def wire_id(job_id: str, take: int) -> str:
 
 @dataclass
 class GenerationRequest:
-    """One take to generate.
+    """One take to generate, or one track to split into stems (``Mode.STEMS``).
 
     Args:
         job_id: the job it belongs to (``cli`` for `jamgen generate`).
@@ -109,9 +115,10 @@ class GenerationRequest:
         model: registry name (``small``, ``debug-style`` …).
         mode: how the take is conditioned.
         prompt: text description ('' = unconditional for text mode).
-        duration: seconds of audio wanted (may exceed the model's 30 s window).
+        duration: seconds of audio wanted (may exceed the model's 30 s window); for stems, the length of ``audio``.
         seed: explicit seed (runs alone, reproducible) or None for a fresh one.
-        audio: conditioning audio for melody/continuation/style, float32 [channels, samples].
+        audio: conditioning audio for melody/continuation/style, or the track to split (stems), float32
+            [channels, samples].
         audio_sample_rate: sample rate of ``audio``.
     """
 
@@ -147,20 +154,23 @@ class GenerationRequest:
 
 @dataclass
 class GenerationResult:
-    """One generated take.
+    """One generated take, or the stems of one track.
 
     Args:
         request_id: the request it answers.
-        audio: float32 [channels, samples].
+        audio: float32 [channels, samples]; for a separation [stems, channels, samples], in the order of ``stems``.
         sample_rate: of ``audio``.
         seed: the seed actually used (for the recipe). Every row of one generate call shares it and
             draws from the same random stream, so rerunning a request alone with this seed reproduces
             the take only when it was made alone (``batch_size == 1``, as explicit seeds always are);
             a batched take is reproduced only by the same batch (same rows, same order) with this seed.
             Reproduction holds on the same machine and software (GPU kernels may differ elsewhere).
+            A separation is deterministic and draws nothing: its seed is 0.
         elapsed_s: wall time of the generate call that made it.
-        steps: decoding steps of that call (for ETA estimates).
+        steps: decoding steps of that call (for ETA estimates); for a separation, progress units
+            (``ModelSpec.frame_rate`` per second of audio).
         batch_size: how many requests shared the call.
+        stems: the stem names of a separation (:data:`STEM_NAMES` for htdemucs); empty for a take.
     """
 
     request_id: str
@@ -170,6 +180,7 @@ class GenerationResult:
     elapsed_s: float
     steps: int
     batch_size: int
+    stems: tuple[str, ...] = ()
 
     @property
     def duration(self) -> float:

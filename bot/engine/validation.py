@@ -21,7 +21,9 @@ CONTINUATION_PROMPT_S = 10.0
 CONTINUATION_WINDOW_SHARE = 0.75
 # Resampling may lose a sample; lengths within this of a limit count as meeting it.
 _LENGTH_TOLERANCE_S = 1e-3
-_AUDIO_MODES = {Mode.MELODY, Mode.CONTINUATION, Mode.STYLE}
+# A separation's duration is its audio's length; rows of one call must be equally long (the batch key).
+STEMS_LENGTH_TOLERANCE_S = 0.01
+_AUDIO_MODES = {Mode.MELODY, Mode.CONTINUATION, Mode.STYLE, Mode.STEMS}
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,8 @@ def validate_request(
 
     Args:
         request: the take to check.
-        max_duration: longest take allowed, in seconds.
+        max_duration: longest take allowed, in seconds (a separation's limit is its separator's ``max_duration``:
+            the length of a member's track, not of a take).
         allow_debug: whether the ``debug*`` models are allowed.
         names: how the member's surface spells the options (the bot's slash options by default).
 
@@ -159,7 +162,13 @@ def validate_request(
     if not spec.supports(request.mode):
         can = ", ".join(sorted(m.value for m in spec.modes))
         raise ModelUnavailableError(f"Model '{spec.name}' cannot make {request.mode.value} takes; it can do: {can}.")
-    if not (math.isfinite(request.duration) and 0 < request.duration <= max_duration):
+    if request.mode == Mode.STEMS:
+        if not (math.isfinite(request.duration) and 0 < request.duration <= spec.max_duration):
+            raise UserInputError(
+                f"Model '{spec.name}' splits tracks of more than 0 and at most {spec.max_duration:g} seconds; "
+                f"this one is {request.duration:g} s."
+            )
+    elif not (math.isfinite(request.duration) and 0 < request.duration <= max_duration):
         raise UserInputError(f"{names.duration} must be more than 0 and at most {max_duration:g} seconds.")
     _check_sampling(request, names)
     if request.mode in _AUDIO_MODES:
@@ -195,7 +204,12 @@ def _check_sampling(request: GenerationRequest, names: OptionNames) -> None:
 
 def _check_audio(request: GenerationRequest, spec: ModelSpec, names: OptionNames) -> None:
     audio, rate = request.audio, request.audio_sample_rate
-    what = {Mode.MELODY: "melody", Mode.CONTINUATION: "audio to continue", Mode.STYLE: "style excerpt"}[request.mode]
+    what = {
+        Mode.MELODY: "melody",
+        Mode.CONTINUATION: "audio to continue",
+        Mode.STYLE: "style excerpt",
+        Mode.STEMS: "audio to split",
+    }[request.mode]
     if audio is None or not rate or rate <= 0:
         raise UserInputError(f"A {request.mode.value} take needs the {what} as audio.")
     if audio.ndim != 2 or audio.shape[0] not in (1, 2) or audio.shape[1] == 0:
@@ -203,6 +217,11 @@ def _check_audio(request: GenerationRequest, spec: ModelSpec, names: OptionNames
     if audio.dtype != np.float32 or not np.isfinite(audio).all():
         raise UserInputError(f"The {what} must be float32 samples without NaN or infinity.")
     seconds = request.audio_seconds
+    if request.mode == Mode.STEMS and abs(seconds - request.duration) > STEMS_LENGTH_TOLERANCE_S:
+        raise UserInputError(
+            f"The audio to split is {seconds:.3f} s long but the request says {request.duration:.3f} s; "
+            "a separation's duration is the length of its audio."
+        )
     if request.mode == Mode.STYLE:
         low = STYLE_EXCERPT_RANGE[0]
         if seconds < low - _LENGTH_TOLERANCE_S:

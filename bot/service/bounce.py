@@ -9,13 +9,17 @@ recipe and the contributors in its tags. See docs/SESSIONS.md.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from bot import audio
 from bot.audio.arrange import CONTINUATION_CROSSFADE_S, REMIX_CROSSFADE_S, Join
-from bot.engine.types import Mode
+from bot.engine.registry import get_model_spec
+from bot.engine.types import STEM_NAMES, Mode
 from bot.errors import UserInputError
 from bot.service.config import Paths, ServiceConfig
 from bot.service.recipes import Recipe, job_recipe, take_seed
@@ -26,6 +30,30 @@ from bot.store import Job, JobNotFoundError, JobStore, Session
 log = logging.getLogger("jamgen.sessions")
 
 MAX_CHAIN = 500
+
+
+class StemsMissingError(UserInputError):
+    """A bounce of some stems needs the stems of every take of the chain; these have none yet.
+
+    Args:
+        missing: (job id, 0-based take) of each take without stems.
+    """
+
+    def __init__(self, missing: Sequence[tuple[str, int]]) -> None:
+        self.missing = tuple(missing)
+        names = ", ".join(f"`{job_id}`" for job_id, _ in self.missing[:10])
+        super().__init__(f"{len(self.missing)} takes of this chain have no stems yet: {names}.")
+
+
+def parse_stems(text: str | None) -> tuple[str, ...]:
+    """``"drums, bass"`` → ``("drums", "bass")`` in the stems' own order; empty text means the whole takes."""
+    if not text or not text.strip():
+        return ()
+    wanted = {word.strip().lower() for word in text.replace(" ", ",").split(",") if word.strip()}
+    unknown = sorted(wanted - set(STEM_NAMES))
+    if unknown:
+        raise UserInputError(f"There is no stem called {', '.join(unknown)}; stems are {', '.join(STEM_NAMES)}.")
+    return tuple(name for name in STEM_NAMES if name in wanted)
 
 
 @dataclass(frozen=True)
@@ -166,6 +194,13 @@ class Bouncer:
             source = Recipe.from_job(current).audio
             if source is not None and source.from_job:
                 parent = await self.store.get_job(source.from_job)
+                if parent is not None and parent.mode == Mode.STEMS:
+                    # Made from a stem: the take before it is the one the stems were split from.
+                    stems_source = Recipe.from_job(parent).audio
+                    if stems_source is None or not stems_source.from_job:
+                        return None
+                    parent = await self.store.get_job(stems_source.from_job)
+                    return None if parent is None else (parent, stems_source.take)
                 return None if parent is None else (parent, source.take)
             if not current.parent_id:
                 return None
@@ -177,7 +212,12 @@ class Bouncer:
         return None
 
     async def render(
-        self, plan: BouncePlan, *, names: Mapping[int, str] | None = None, byte_limit: int | None = None
+        self,
+        plan: BouncePlan,
+        *,
+        names: Mapping[int, str] | None = None,
+        byte_limit: int | None = None,
+        stems: Sequence[str] = (),
     ) -> BounceResult:
         """Render the plan into one MP3, tagged with every take's recipe and the contributors.
 
@@ -185,20 +225,69 @@ class Bouncer:
             plan: from :meth:`plan`.
             names: display names of the contributors (user id -> name).
             byte_limit: the upload limit (default: the configured one).
+            stems: only these stems of every take (e.g. the rhythm section); empty = the whole takes.
 
         Raises:
             BounceTooLongError: too long, or cannot fit the limit even at 64 kbps.
+            StemsMissingError: ``stems`` were asked for and some takes have none yet.
         """
-        names = names or {}
+        folder = self.paths.output_folder(plan.last.job.id) / f"stem-mix-{plan.last.take + 1}"
+        try:
+            sources = await self._stem_mixes(plan, stems, folder) if stems else None
+            return await self._render(plan, names or {}, byte_limit, sources, stems)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    async def _stem_mixes(self, plan: BouncePlan, stems: Sequence[str], folder: Path) -> list[Path]:
+        """For each take of the chain, its chosen stems mixed into one WAV (they stand in for the take)."""
+        found: list[list[Path]] = []
+        missing: list[tuple[str, int]] = []
+        for link in plan.links:
+            job = await self.store.stems_job_for(link.job.id, link.take)
+            rows = await self.store.stems_of_job(job.id) if job is not None else []
+            paths = [Path(row.path) for row in rows if row.stem in stems]
+            if len(paths) != len(stems) or not all(p.exists() for p in paths):
+                missing.append((link.job.id, link.take))
+            found.append(paths)
+        if missing:
+            raise StemsMissingError(missing)
+        spec = get_model_spec(self.config.stems_model)
+        folder.mkdir(parents=True, exist_ok=True)
+        mixes = []
+        for index, paths in enumerate(found):
+            wavs = [await audio.decode(p, spec.sample_rate, spec.channels, self.config.audio_limits) for p in paths]
+            length = max(w.shape[-1] for w in wavs)
+            mix = np.zeros((spec.channels, length), dtype=np.float32)
+            for wav in wavs:
+                mix[:, : wav.shape[-1]] += wav
+            encoded = await audio.encode(
+                mix,
+                spec.sample_rate,
+                folder / f"part{index + 1}.wav",
+                fmt="wav",
+                byte_limit=2**40,
+                normalization="none",
+            )
+            mixes.append(encoded.path)
+        return mixes
+
+    async def _render(
+        self,
+        plan: BouncePlan,
+        names: Mapping[int, str],
+        byte_limit: int | None,
+        sources: list[Path] | None,
+        stems: Sequence[str],
+    ) -> BounceResult:
         config = self.config
         parts = [
             audio.BouncePart(
-                path=take_path(link.job, link.take),
+                path=sources[index] if sources else take_path(link.job, link.take),
                 join=link.join,
                 prompt_s=link.prompt_s,
                 cut_previous_at_s=link.cut_previous_at_s,
             )
-            for link in plan.links
+            for index, link in enumerate(plan.links)
         ]
         recipes = [job_recipe(link.job, seed=take_seed(link.job, link.take), take=link.take) for link in plan.links]
         contributors = [{"user_id": uid, "name": names.get(uid, str(uid))} for uid in plan.contributors]
@@ -207,6 +296,8 @@ class Bouncer:
             title = f"{plan.session.theme} (bounce)"
         else:
             title = f"{clip_text(last.job.prompt or last.job.mode, 100)} (bounce)"
+        if stems:
+            title = f"{title[: -len(' (bounce)')]} ({', '.join(stems)} bounce)"
         tags = audio.bounce_tags(
             title,
             recipes,
@@ -215,10 +306,11 @@ class Bouncer:
             leads_to=last.job.id,
             continuation_crossfade_s=CONTINUATION_CROSSFADE_S,
             remix_crossfade_s=REMIX_CROSSFADE_S,
+            **({"stems": list(stems)} if stems else {}),
         )
         track = await audio.bounce(
             parts,
-            self.paths.bounce(last.job.id, last.take),
+            self.paths.bounce(last.job.id, last.take, stems),
             tags=tags,
             byte_limit=byte_limit or config.upload_limit_bytes,
             limits=config.audio_limits,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -37,6 +38,8 @@ class ServiceConfig:
     normalization: str = "loudness"
     loudness_target: float = -14.0
     admin_user_ids: tuple[int, ...] = ()
+    stems_cost: float = 0.25
+    stems_model: str = "htdemucs"
     audio_limits: audio.AudioLimits = field(default_factory=audio.AudioLimits)
 
     @classmethod
@@ -68,6 +71,8 @@ class ServiceConfig:
             normalization=settings.normalization,
             loudness_target=settings.loudness_target,
             admin_user_ids=settings.admin_user_ids,
+            stems_cost=settings.stems_cost,
+            stems_model=settings.stems_model,
             audio_limits=audio.AudioLimits.from_settings(settings),
         )
 
@@ -134,6 +139,10 @@ class Paths:
         """The MP3 of take ``take`` (0-based)."""
         return self.output_folder(job_id) / f"{job_id}-take{take + 1}.mp3"
 
+    def stem(self, job_id: str, stem: str) -> Path:
+        """The MP3 of one stem of a stems job."""
+        return self.output_folder(job_id) / f"{job_id}-{stem}.mp3"
+
     def waveform(self, job_id: str, take: int) -> Path:
         """The waveform picture of take ``take`` (0-based)."""
         return self.output_folder(job_id) / f"{job_id}-take{take + 1}.png"
@@ -142,9 +151,10 @@ class Paths:
         """A loop cut from take ``take`` (0-based)."""
         return self.output_folder(job_id) / f"{job_id}-take{take + 1}-loop.mp3"
 
-    def bounce(self, job_id: str, take: int) -> Path:
-        """A bounce leading to take ``take`` (0-based)."""
-        return self.output_folder(job_id) / f"{job_id}-take{take + 1}-bounce.mp3"
+    def bounce(self, job_id: str, take: int, stems: Sequence[str] = ()) -> Path:
+        """A bounce leading to take ``take`` (0-based), of only some ``stems`` if given."""
+        only = "".join(f"-{stem}" for stem in stems)
+        return self.output_folder(job_id) / f"{job_id}-take{take + 1}-bounce{only}.mp3"
 
 
 def remove_folder(folder: Path) -> None:

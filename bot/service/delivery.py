@@ -10,17 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from bot import audio
-from bot.engine.types import GenerationResult
+from bot.engine.types import GenerationResult, Mode
 from bot.errors import InternalError, JamgenError
 from bot.service.config import Paths, ServiceConfig
 from bot.service.progress import ProgressHub
-from bot.service.recipes import Recipe, job_recipe
+from bot.service.recipes import AudioReference, Recipe, job_recipe
 from bot.service.requests import JobUpdate, Phase
 from bot.service.tasks import Background, log_state
 from bot.store import Job, JobStore
@@ -30,6 +30,15 @@ log = logging.getLogger("jamgen.service")
 # Renders (MP3, waveform, tempo) at once: one core stays free for the event loop and the engine's feeding.
 RENDER_SLOTS = max(1, min(2, (os.cpu_count() or 1) - 1))
 MAX_RECENT_FAILURES = 20
+# Pixels per stem in the stems picture, and room kept in a message for its text, embed and form data.
+STEM_PICTURE_HEIGHT = 60
+MESSAGE_OVERHEAD_BYTES = 16 * 1024
+
+
+def stem_title(job: Job, stem: str) -> str:
+    """A stem's title: ``drums of k7m2q9xa`` (``drums`` for an attachment's stems)."""
+    source = Recipe.from_job(job).audio or AudioReference()
+    return f"{stem} of {source.from_job}" if source.from_job else stem
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,8 @@ class RenderedTake:
         bpm: estimated tempo.
         key: estimated key, if any.
         bitrate_kbps: MP3 bitrate chosen to fit the upload limit.
+        stem: the stem it is (``drums`` …) when the job split a track into stems.
+        message: which of the delivery's messages carries it (stems that do not fit one message are spread).
     """
 
     index: int
@@ -55,6 +66,8 @@ class RenderedTake:
     bpm: float | None
     key: str | None
     bitrate_kbps: int | None
+    stem: str | None = None
+    message: int = 0
 
     def record(self) -> dict[str, Any]:
         """How the store keeps it (in the job's ``extra``)."""
@@ -67,6 +80,8 @@ class RenderedTake:
             "bpm": self.bpm,
             "key": self.key,
             "bitrate_kbps": self.bitrate_kbps,
+            "stem": self.stem,
+            "message": self.message,
         }
 
     @classmethod
@@ -81,6 +96,8 @@ class RenderedTake:
             bpm=record.get("bpm"),
             key=record.get("key"),
             bitrate_kbps=record.get("bitrate_kbps"),
+            stem=record.get("stem"),
+            message=record.get("message", 0),
         )
 
 
@@ -166,6 +183,8 @@ class Deliveries:
         self.deliverer = deliverer
         self._clock = clock
         self._render_slots = asyncio.Semaphore(RENDER_SLOTS)
+        # Called with each delivered job (the stem remixes waiting for a stems job start then).
+        self.after_delivery: Callable[[Job], Awaitable[None]] | None = None
         self.recent_failures: list[tuple[str, str]] = []
 
     # ------------------------------------------------------------------ render
@@ -182,6 +201,14 @@ class Deliveries:
             log.exception("rendering job %s failed", job.id)
             await self.fail(job, "Something went wrong while encoding your track.", refund=True)
             return
+        if job.mode == Mode.STEMS:
+            source = Recipe.from_job(job).audio or AudioReference()
+            await self.store.record_stems(
+                job.id,
+                [(t.stem or "", str(t.path)) for t in takes],
+                source_job_id=source.from_job,
+                source_take=source.take,
+            )
         job = await self.store.mark_rendered(
             job.id,
             [str(t.path) for t in takes],
@@ -194,6 +221,8 @@ class Deliveries:
         """MP3 (tagged with the take's recipe), waveform picture and tempo/key of each take."""
         self.paths.output_folder(job.id).mkdir(parents=True, exist_ok=True)
         limit = int(Recipe.from_job(job).upload_limit_bytes or self.config.upload_limit_bytes)
+        if job.mode == Mode.STEMS:
+            return await self._render_stems(job, results[0], limit)
         # Every take must fit in one message, so each gets its share of the limit.
         per_take = limit // max(1, len(results)) if len(results) > 1 else limit
         takes = []
@@ -226,6 +255,51 @@ class Deliveries:
                 )
             )
         return takes
+
+    async def _render_stems(self, job: Job, result: GenerationResult, limit: int) -> list[RenderedTake]:
+        """One MP3 per stem, levelled like takes, and one picture of all of them.
+
+        The stems share their message's upload limit; when even the lowest bitrate does not fit four in
+        one message, they are spread over two messages, then one each, rather than refused.
+        """
+        picture = self.paths.waveform(job.id, 0)
+        await audio.waveform_png(result.audio, result.sample_rate, picture, height=STEM_PICTURE_HEIGHT)
+        room = limit - picture.stat().st_size - MESSAGE_OVERHEAD_BYTES
+        count = len(result.stems)
+        too_large: audio.OutputTooLargeError | None = None
+        for per_message in (n for n in (4, 2, 1) if n <= count):
+            try:
+                stems = []
+                for index, name in enumerate(result.stems):
+                    encoded = await audio.encode(
+                        result.audio[index],
+                        result.sample_rate,
+                        self.paths.stem(job.id, name),
+                        fmt="mp3",
+                        tags=audio.TrackTags(title=stem_title(job, name), recipe=job_recipe(job, take=index)),
+                        byte_limit=room // per_message,
+                        normalization=self.config.level,
+                        loudness_target=self.config.loudness_target,
+                    )
+                    stems.append(
+                        RenderedTake(
+                            index=index,
+                            path=encoded.path,
+                            waveform_path=picture if index == 0 else None,
+                            seed=result.seed,
+                            duration=result.duration,
+                            bpm=None,
+                            key=None,
+                            bitrate_kbps=encoded.bitrate_kbps,
+                            stem=name,
+                            message=index // per_message,
+                        )
+                    )
+                return stems
+            except audio.OutputTooLargeError as exc:
+                too_large = exc
+        assert too_large is not None
+        raise too_large
 
     # ------------------------------------------------------------------ deliver
     async def redeliver(self, job: Job) -> None:
@@ -282,6 +356,8 @@ class Deliveries:
         job = await self.store.mark_delivered(job.id, message_ids)
         log_state(job, "delivered", messages=len(message_ids))
         self.progress.publish(JobUpdate(job.id, Phase.DONE, fraction=1.0))
+        if self.after_delivery is not None:
+            await self.after_delivery(job)
 
     # ------------------------------------------------------------------ failures
     async def fail(self, job: Job, message: str, *, refund: bool, notice: str | None = None) -> None:

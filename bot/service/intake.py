@@ -54,7 +54,8 @@ class ModelPolicy:
         Args:
             guild_enabled: the server's own list (empty = all the admin allows).
         """
-        names = [n for n, s in MODELS.items() if not s.debug or self.config.debug_models]
+        # Separators split takes into stems (JAMGEN_STEMS_MODEL); they are no model a member picks.
+        names = [n for n, s in MODELS.items() if not s.separator and (not s.debug or self.config.debug_models)]
         if self.config.enabled_models:
             names = [n for n in names if n in self.config.enabled_models]
         if guild_enabled:
@@ -121,6 +122,8 @@ def cut_excerpt(wav: np.ndarray, spec: ModelSpec, recipe: Recipe) -> tuple[np.nd
     """The part of decoded audio the recipe's mode conditions on, and the seconds it was cut from."""
     sr = spec.sample_rate
     source = recipe.audio or AudioReference()
+    if recipe.mode == Mode.STEMS:  # the whole track is split
+        return wav, wav.shape[-1] / sr
     if recipe.mode == Mode.MELODY:
         return audio.melody_excerpt(wav, sr, recipe.duration, start_s=source.start or 0.0).audio, wav.shape[-1] / sr
     if recipe.mode == Mode.STYLE:
@@ -244,6 +247,8 @@ class Intake:
         guild = await self.store.get_guild_settings(request.guild_id) if request.guild_id else None
         if guild and guild.allowed_channel_ids and home_channel_id not in guild.allowed_channel_ids:
             raise ChannelNotAllowedError(tuple(guild.allowed_channel_ids))
+        if request.mode == Mode.STEMS:
+            return await self._admit_stems(request, channel_id)
         spec = self.models.resolve(
             request.model, guild.default_model if guild else None, guild.enabled_models if guild else ()
         )
@@ -273,6 +278,7 @@ class Intake:
             duration=duration,
             upload_limit_bytes=request.upload_limit_bytes or cfg.upload_limit_bytes,
         )
+        recipe = await self._with_stem_lineage(recipe)
         cost = round(duration * spec.cost_weight * request.takes, 3)
         if request.audio is None or mode not in NEEDS_AUDIO:
             return Admission(request, channel_id, spec, recipe, cost)
@@ -284,6 +290,41 @@ class Intake:
             if staged is not None:
                 remove_folder(staged.parent)
             raise
+
+    async def _admit_stems(self, request: JamRequest, channel_id: int) -> Admission:
+        """A stems job: the whole track at the separator's rate, charged ``stems_cost`` per second of it."""
+        spec = get_model_spec(self.config.stems_model)
+        # Stems are not a take of a jam (its tree, budget and summary count takes): no prompt, no session.
+        request = replace(request, prompt="", session_id=None, takes=1)
+        source = request.audio
+        if source is None:
+            raise UserInputError("Stems need a take or an audio file to split.")
+        if source.data is None and await self.store.stems_of_job(source.from_job or ""):
+            raise UserInputError("That is already a stem; split the take it came from instead.")
+        self._check_room()
+        staged, wav, warnings = await self._stage(source, spec)
+        try:
+            duration = round(wav.shape[-1] / spec.sample_rate, 3)
+            upload_limit = request.upload_limit_bytes or self.config.upload_limit_bytes
+            recipe = Recipe.for_request(
+                request, model=spec.name, mode=Mode.STEMS, duration=duration, upload_limit_bytes=upload_limit
+            )
+            cost = round(duration * self.config.stems_cost, 3)
+            return Admission(request, channel_id, spec, recipe, cost, tuple(warnings), wav, staged)
+        except BaseException:
+            if staged is not None:
+                remove_folder(staged.parent)
+            raise
+
+    async def _with_stem_lineage(self, recipe: Recipe) -> Recipe:
+        """A take made from one stem of a stems job records which stem of which take it was."""
+        source = recipe.audio
+        if source is None or not source.from_job:
+            return recipe
+        stems = await self.store.stems_of_job(source.from_job)
+        if source.take >= len(stems):
+            return recipe
+        return recipe.with_stem(stems[source.take].stem, stems[source.take].source_job_id)
 
     def _with_excerpt(self, admission: Admission, wav: np.ndarray) -> Admission:
         """Cut the excerpt; fit a style take to a short clip; check a continuation's total length."""

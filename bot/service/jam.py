@@ -26,7 +26,7 @@ import numpy as np
 from bot import audio
 from bot.engine.registry import ModelSpec, get_model_spec
 from bot.engine.types import Engine, Mode
-from bot.errors import InternalError
+from bot.errors import InternalError, UserInputError
 from bot.service.admin import Admin, ServiceStatus
 from bot.service.config import Paths, ServiceConfig
 from bot.service.delivery import Deliverer, Deliveries, Delivery, DeliveryError, RenderedTake
@@ -44,6 +44,7 @@ from bot.service.requests import (
 )
 from bot.service.scheduler import Scheduler
 from bot.service.sessions import SessionService
+from bot.service.stem_remixes import StemRemixAnswer, StemRemixes
 from bot.service.tasks import Background, log_state
 from bot.store import GuildSettings, Job, JobStore, QuotaStatus
 
@@ -93,6 +94,8 @@ class JamService:
         self.intake = Intake(config, store, self.paths, self.models, self.inputs, self.scheduler.check_room)
         self.admin = Admin(config, store, engine, self.scheduler, self.deliveries, clock)
         self.sessions = SessionService(store, config, self.paths, self.models)
+        self.stem_remixes = StemRemixes(store, self.submit, self.deliveries.notify_failure)
+        self.deliveries.after_delivery = self._after_delivery
         self._config = config
         self._accepting = False
 
@@ -246,6 +249,25 @@ class JamService:
             parent_id=job.id,
             session_id=job.session_id,
         )
+
+    async def stems_request(self, job_id: str, take: int, **member: Any) -> JamRequest:
+        """Split take ``take`` of ``job_id`` into stems, charged to whoever asked (see :meth:`find_stems` first)."""
+        job = await self.job(job_id)
+        if job.mode == Mode.STEMS:
+            raise UserInputError("That is already a stem; split the take it came from instead.")
+        return JamRequest(**member, mode=Mode.STEMS, audio=AudioInput(from_job=job.id, take=take))
+
+    async def submit_stem_remix(self, request: JamRequest, stem: str) -> StemRemixAnswer:
+        """Remix one stem of a take; its stems are made first when they do not exist (see ``stem_remixes.py``)."""
+        return await self.stem_remixes.submit(request, stem)
+
+    async def _after_delivery(self, job: Job) -> None:
+        if job.mode == Mode.STEMS:
+            await self.stem_remixes.start_waiting(job)
+
+    async def find_stems(self, job_id: str, take: int) -> Job | None:
+        """The stems job of a take that is waiting, running or done with its files (a second request is free)."""
+        return await self.store.stems_job_for(job_id, take)
 
     # ------------------------------------------------------------------ a job and its queue
     async def job(self, job_id: str) -> Job:

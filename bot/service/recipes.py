@@ -18,8 +18,9 @@ from bot.service.requests import AudioInput, JamRequest
 from bot.store import Job
 
 # Modes that condition on audio (an attachment or a take jamgen made).
-NEEDS_AUDIO = frozenset({Mode.MELODY, Mode.STYLE, Mode.CONTINUATION})
-_AUDIO_KEYS = ("audio_start", "audio_end", "audio_from_job", "audio_take", "audio_filename", "input_path")
+# Modes that work on audio (an attachment or a take jamgen made): conditioning, or splitting into stems.
+NEEDS_AUDIO = frozenset({Mode.MELODY, Mode.STYLE, Mode.CONTINUATION, Mode.STEMS})
+_AUDIO_KEYS = ("audio_start", "audio_end", "audio_from_job", "audio_take", "audio_filename", "audio_stem", "input_path")
 # Bookkeeping the params carry that is not part of the recipe members see.
 _PRIVATE_KEYS = ("input_path", "upload_limit_bytes")
 _DEFAULT = SamplingParams()
@@ -37,6 +38,8 @@ class AudioReference:
         end: seconds where it ends (continuation; None = the end).
         filename: the attachment's name, for messages only (never used in a path).
         input_path: where the job keeps its attachment, once it owns it.
+        stem: when ``from_job`` is a stems job, the stem of ``take`` (``drums`` …), for lineage.
+        stem_of: … and the take that stem was split from.
     """
 
     from_job: str | None = None
@@ -45,6 +48,8 @@ class AudioReference:
     end: float | None = None
     filename: str = ""
     input_path: str | None = None
+    stem: str | None = None
+    stem_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,8 @@ class Recipe:
                 end=p.get("audio_end"),
                 filename=p.get("audio_filename") or "",
                 input_path=p.get("input_path"),
+                stem=p.get("audio_stem"),
+                stem_of=p.get("audio_stem_of"),
             )
         upload_limit = p.get("upload_limit_bytes")
         return cls(
@@ -177,6 +184,10 @@ class Recipe:
         """The recipe once the job keeps its attachment at ``path``."""
         return replace(self, audio=replace(self.audio or AudioReference(), input_path=path))
 
+    def with_stem(self, stem: str, stem_of: str | None) -> Recipe:
+        """The recipe once its input is known to be one stem of a take (lineage: "from the drums of …")."""
+        return replace(self, audio=replace(self.audio or AudioReference(), stem=stem, stem_of=stem_of))
+
     def with_sampling(self, sampling: SamplingParams) -> Recipe:
         """The recipe with other sampling parameters (a style excerpt fitted to its clip)."""
         return replace(self, sampling=_kept_sampling(sampling, self.mode))
@@ -203,6 +214,8 @@ class Recipe:
                 "audio_take": self.audio.take,
                 "audio_filename": self.audio.filename,
             }
+            if self.audio.stem:
+                params |= {"audio_stem": self.audio.stem, "audio_stem_of": self.audio.stem_of}
         if self.upload_limit_bytes is not None:
             params["upload_limit_bytes"] = self.upload_limit_bytes
         if self.prompt_seconds is not None:

@@ -31,6 +31,12 @@ class TreeEntry:
     bpm: float | None
 
 
+def tree_parent(job: Job) -> str | None:
+    """The take a take grows from: its parent, or for a take made from a stem, the take split into stems."""
+    stem_of = job.params.get("audio_stem_of")
+    return str(stem_of) if stem_of else job.parent_id
+
+
 def build_tree(jobs: Sequence[Job]) -> list[TreeEntry]:
     """A session's takes in tree order (each parent before its children, branches oldest first).
 
@@ -41,9 +47,10 @@ def build_tree(jobs: Sequence[Job]) -> list[TreeEntry]:
     """
     kept = [job for job in jobs if job.state not in DROPPED_STATES]
     ids = {job.id for job in kept}
+    parents = {job.id: tree_parent(job) for job in kept}
     children: dict[str | None, list[Job]] = {}
     for job in kept:
-        children.setdefault(job.parent_id if job.parent_id in ids else None, []).append(job)
+        children.setdefault(parents[job.id] if parents[job.id] in ids else None, []).append(job)
     entries: list[TreeEntry] = []
     stack: list[tuple[Job, int]] = [(job, 0) for job in reversed(children.get(None, []))]
     while stack:
@@ -54,7 +61,7 @@ def build_tree(jobs: Sequence[Job]) -> list[TreeEntry]:
             TreeEntry(
                 job=job,
                 depth=depth,
-                parent_id=job.parent_id if job.parent_id in ids else None,
+                parent_id=parents[job.id] if parents[job.id] in ids else None,
                 children=tuple(kid.id for kid in kids),
                 bpm=takes[0].get("bpm"),
             )
@@ -84,5 +91,5 @@ def take_place(job: Job, session: Session, jobs: Sequence[Job]) -> TakePlace:
     """``job``'s place among the session's jobs (in submission order; failed and cancelled ones do not count)."""
     ids = [j.id for j in jobs if j.state not in DROPPED_STATES]
     number = ids.index(job.id) + 1 if job.id in ids else len(ids) + 1
-    children = tuple(j.id for j in jobs if j.parent_id == job.id and j.state not in DROPPED_STATES)
-    return TakePlace(session, number, job.parent_id, children)
+    children = tuple(j.id for j in jobs if tree_parent(j) == job.id and j.state not in DROPPED_STATES)
+    return TakePlace(session, number, tree_parent(job), children)

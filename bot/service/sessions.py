@@ -10,7 +10,7 @@ docs/SESSIONS.md.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -251,10 +251,15 @@ class SessionService:
         return await self.bounces.plan(job_id, take)
 
     async def render_bounce(
-        self, plan: BouncePlan, *, names: Mapping[int, str] | None = None, byte_limit: int | None = None
+        self,
+        plan: BouncePlan,
+        *,
+        names: Mapping[int, str] | None = None,
+        byte_limit: int | None = None,
+        stems: Sequence[str] = (),
     ) -> BounceResult:
-        """Render the plan into one tagged MP3 (see :meth:`Bouncer.render`)."""
-        return await self.bounces.render(plan, names=names, byte_limit=byte_limit)
+        """Render the plan into one tagged MP3, of some stems only if asked (see :meth:`Bouncer.render`)."""
+        return await self.bounces.render(plan, names=names, byte_limit=byte_limit, stems=stems)
 
     async def remember_bounce(self, result: BounceResult, *, channel_id: int, message_id: int) -> None:
         """Record where a session's bounce was posted (see :meth:`Bouncer.remember`)."""

@@ -49,6 +49,7 @@ from bot.store.schema import (
     migrate_database,
 )
 from bot.store.states import DEFAULT_MAX_ATTEMPTS
+from bot.store.stems import Stem
 from bot.store.store import DEFAULT_DAILY_BUDGET, JobStore
 
 __all__ = [
@@ -82,6 +83,7 @@ __all__ = [
     "Session",
     "SessionBudgetExceededError",
     "SessionNotFoundError",
+    "Stem",
     "StoreBusyError",
     "StoreError",
     "Submission",

@@ -336,6 +336,7 @@ class JobsMixin(StoreBase):
             )
             if cursor.rowcount == 0:
                 raise JobNotFoundError(wanted)
+            await db.execute("DELETE FROM stems WHERE job_id = ?", (wanted,))  # a stems job's files were its stems
 
 
 def _prefixed(table: str) -> str:

@@ -7,6 +7,7 @@ One :class:`JobStore` owns one aiosqlite connection (``bot.store.base``). Its me
 - ``bot.store.ledger``: the quota ledger and per-member budgets;
 - ``bot.store.guilds``: server settings, role tiers and the block list;
 - ``bot.store.sessions``: jam sessions and the reactions on their takes;
+- ``bot.store.stems``: the stems jobs split takes into;
 - ``bot.store.eta``: ETA statistics;
 - ``bot.store.readers``: read-only views only the tests use.
 """
@@ -27,6 +28,7 @@ from bot.store.ledger import LedgerMixin
 from bot.store.readers import ReadersMixin
 from bot.store.sessions import SessionsMixin
 from bot.store.states import StatesMixin
+from bot.store.stems import StemsMixin
 
 DEFAULT_DAILY_BUDGET = 600.0
 
@@ -52,7 +54,7 @@ class _Opener:
             await self._store.close()
 
 
-class JobStore(JobsMixin, StatesMixin, LedgerMixin, GuildsMixin, SessionsMixin, EtaMixin, ReadersMixin):
+class JobStore(JobsMixin, StatesMixin, LedgerMixin, GuildsMixin, SessionsMixin, StemsMixin, EtaMixin, ReadersMixin):
     """Jobs, quota and server settings in one SQLite file.
 
     Open with ``store = await JobStore.open(path)`` or ``async with JobStore.open(path) as store``.

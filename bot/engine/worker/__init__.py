@@ -14,6 +14,11 @@ if TYPE_CHECKING:
     from bot.engine.protocol import EngineFaults
 
 
+# Debug models are built from this seed so that every process builds the same weights (here, light, so that
+# tests and benchmarks can rebuild a debug model without importing audiocraft).
+DEBUG_WEIGHTS_SEED = 1234
+
+
 def run_worker(conn: Connection, config: EngineConfig, faults: EngineFaults | None = None) -> None:
     """Entry point of the spawned worker process.
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -22,25 +21,7 @@ from bot.engine.decoding import DecodeOptions
 from bot.engine.types import GenerationRequest, Mode
 from bot.engine.worker.decode import autocast_for, jamgen_decoding
 from bot.engine.worker.models import EXTEND_STRIDE_RATIO, seed_everything
-
-StepCallback = Callable[[int, int], None]
-
-
-@dataclass
-class CallOutput:
-    """What one generate call made.
-
-    Args:
-        audio: one float32 [channels, samples] array per row, in row order.
-        sample_rate: of the audio.
-        steps: decoding steps the call took.
-        elapsed_s: wall time of the call.
-    """
-
-    audio: list[np.ndarray]
-    sample_rate: int
-    steps: int
-    elapsed_s: float
+from bot.engine.worker.runtime import CallOutput, StepCallback
 
 
 def extend_stride(model: MusicGen) -> float:

@@ -1,4 +1,7 @@
-"""Devices and models inside the worker: real checkpoints through audiocraft's loaders, debug models in code.
+"""MusicGen models inside the worker: real checkpoints through audiocraft's loaders, debug models in code.
+
+Devices and the model cache live in :mod:`bot.engine.worker.runtime`; separators (demucs) are built and
+loaded in :mod:`bot.engine.worker.separate`.
 
 Only the worker process imports this module (it imports torch and audiocraft).
 """
@@ -7,10 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import logging
 import mmap
-import os
 import pickle
 import random
 from collections.abc import Iterator
@@ -35,56 +36,18 @@ from audiocraft.modules.conditioners import (
 from audiocraft.quantization import ResidualVectorQuantizer
 from audiocraft.quantization.core_vq import EuclideanCodebook
 
-from bot.engine.registry import ModelSpec, get_model_spec
-from bot.engine.types import Mode, ModelUnavailableError
+from bot.engine.registry import ModelSpec
+from bot.engine.types import Mode
 from bot.engine.weights import WEIGHT_FILES, hf_cache_dir, local_model_dir, missing_weights_error
-from bot.engine.worker.lru import ModelLRU
+from bot.engine.worker import DEBUG_WEIGHTS_SEED
+from bot.engine.worker.runtime import is_unavailable
 
 log = logging.getLogger("jamgen.engine.worker")
 
-# Debug models are built from this seed so that every process builds the same weights.
-DEBUG_WEIGHTS_SEED = 1234
 # Long takes are made in windows that overlap by 40%: audiocraft's 18 s stride for its 30 s window.
 EXTEND_STRIDE_RATIO = 0.6
 # A transparent huge page on x86-64 and arm64 (4 KiB base pages); smaller weights stay where they are.
 HUGE_PAGE_BYTES = 2 << 20
-
-
-def select_device(requested: str) -> torch.device:
-    """The device to run on.
-
-    Args:
-        requested: ``auto``, ``cuda`` or ``cpu``.
-
-    Raises:
-        RuntimeError: ``cuda`` was asked for but there is no usable GPU.
-    """
-    if requested == "cpu":
-        return torch.device("cpu")
-    if torch.cuda.is_available():
-        # Plain "cuda" (not "cuda:0"): audiocraft's conditioners pass the device string to autocast.
-        return torch.device("cuda")
-    if requested == "cuda":
-        raise RuntimeError("JAMGEN_DEVICE is 'cuda' but torch sees no usable CUDA GPU (set it to 'auto' or 'cpu').")
-    return torch.device("cpu")
-
-
-def describe_device(device: torch.device) -> str:
-    """``cuda:0 (NVIDIA H100 80GB HBM3, 79 GB)`` or ``cpu``."""
-    if device.type != "cuda":
-        return "cpu"
-    props = torch.cuda.get_device_properties(device)
-    return f"cuda:{device.index or 0} ({props.name}, {props.total_memory / 2**30:.0f} GB)"
-
-
-def device_memory_gb(device: torch.device) -> float:
-    """Total memory of the device in GiB (RAM for the CPU)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_properties(device).total_memory / 2**30
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError, AttributeError):
-        return 16.0
 
 
 def seed_everything(seed: int) -> None:
@@ -95,26 +58,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
-
-
-def device_free_gb(device: torch.device) -> float | None:
-    """Free memory on a CUDA device in GiB (None for the CPU)."""
-    return torch.cuda.mem_get_info(device)[0] / 2**30 if device.type == "cuda" else None
-
-
-def free_memory(device: torch.device) -> None:
-    """Give cached device memory back after a model leaves or memory ran out."""
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether an exception means the device (or RAM) ran out of memory."""
-    if isinstance(exc, torch.OutOfMemoryError):
-        return True
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
 # ---------------------------------------------------------------- debug models
@@ -269,14 +212,6 @@ def build_debug_model(spec: ModelSpec, device: torch.device) -> MusicGen:
 # ---------------------------------------------------------------- real models
 
 
-def _is_unavailable(exc: BaseException) -> bool:
-    """Whether a loading error means 'weights missing and not downloadable' (network, offline, 404)."""
-    module = type(exc).__module__ or ""
-    return isinstance(exc, OSError | ConnectionError | TimeoutError) or module.startswith(
-        ("huggingface_hub", "requests", "httpx", "urllib3")
-    )
-
-
 def _load_checkpoints(source: str, device: torch.device) -> MusicGen:
     from audiocraft.models.loaders import load_compression_model, load_lm_model
 
@@ -320,7 +255,7 @@ def load_real_model(spec: ModelSpec, model_dir: Path, device: torch.device) -> M
             with _trusting_torch_load():
                 model = _load_checkpoints(source, device)
     except Exception as exc:
-        if _is_unavailable(exc):
+        if is_unavailable(exc):
             reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
             raise missing_weights_error(spec, model_dir, reason=reason) from exc
         raise
@@ -372,71 +307,3 @@ def place_on_huge_pages(module: torch.nn.Module, min_bytes: int = HUGE_PAGE_BYTE
         parameter.data = placed
         moved += nbytes
     return moved
-
-
-class ModelCache:
-    """Loaded models, least recently used evicted first when the memory budget would be exceeded.
-
-    Args:
-        device: where models run.
-        budget_gb: GiB for models (0 = 80% of the device's memory).
-        model_dir: ``JAMGEN_MODEL_DIR``.
-        huge_pages: on the CPU, move each loaded LM's weights onto huge pages (:func:`place_on_huge_pages`).
-    """
-
-    def __init__(self, device: torch.device, budget_gb: float, model_dir: Path, huge_pages: bool = False) -> None:
-        self.device = device
-        self.model_dir = model_dir
-        self.huge_pages = huge_pages
-        budget = budget_gb if budget_gb > 0 else 0.8 * device_memory_gb(device)
-        self.lru: ModelLRU[MusicGen] = ModelLRU(budget, on_evict=self._evicted)
-
-    def _evicted(self, name: str, model: MusicGen) -> None:
-        log.info("unloading model %s to make room", name)
-        del model
-        free_memory(self.device)
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Loaded models, least recently used first."""
-        return self.lru.names
-
-    def get(self, name: str) -> MusicGen:
-        """The loaded model, loading it (and evicting others) when needed.
-
-        Args:
-            name: registry name.
-
-        Raises:
-            ModelUnavailableError: unknown model, or weights missing and not downloadable.
-        """
-        model = self.lru.get(name)
-        if model is not None:
-            return model
-        spec = get_model_spec(name)
-        self.lru.make_room(spec.vram_gb)
-        if self.lru.used_gb + spec.vram_gb > self.lru.budget_gb:
-            log.warning("model %s (%.1f GB) is larger than the memory budget; loading it anyway", name, spec.vram_gb)
-        model = (
-            build_debug_model(spec, self.device) if spec.debug else load_real_model(spec, self.model_dir, self.device)
-        )
-        if self.huge_pages:
-            moved = place_on_huge_pages(model.lm)
-            if moved:
-                log.info("model %s: %.2f GB of weights on huge pages", name, moved / 1e9)
-        self.lru.put(name, model, spec.vram_gb)
-        return model
-
-
-__all__ = [
-    "ModelCache",
-    "ModelUnavailableError",
-    "build_debug_model",
-    "describe_device",
-    "free_memory",
-    "is_out_of_memory",
-    "load_real_model",
-    "place_on_huge_pages",
-    "seed_everything",
-    "select_device",
-]

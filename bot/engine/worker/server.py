@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Protocol
 
@@ -43,13 +43,11 @@ from bot.engine.protocol import (
     StepProgress,
     SubmitBatch,
 )
-from bot.engine.types import GenerationRequest
+from bot.engine.types import GenerationRequest, Mode
 from bot.errors import UserInputError
 
-if TYPE_CHECKING:  # both import torch and audiocraft, which the worker imports only in run()
-    from audiocraft.models import MusicGen
-
-    from bot.engine.worker.models import ModelCache
+if TYPE_CHECKING:  # imports torch, which the worker imports only in run()
+    from bot.engine.worker.runtime import CallOutput, LoadedModel, ModelCache
 
 log = logging.getLogger("jamgen.engine.worker")
 
@@ -141,7 +139,7 @@ class Worker:
         reader = threading.Thread(target=self.read_forever, name="jamgen-engine-reader", daemon=True)
         reader.start()
         try:
-            from bot.engine.worker.models import ModelCache, describe_device, select_device
+            from bot.engine.worker.runtime import ModelCache, describe_device, select_device
 
             device = select_device(self.config.device)
             if device.type == "cpu" and self.config.cpu_threads > 0:
@@ -232,7 +230,7 @@ class Worker:
                 live.append(row)
         return live
 
-    def _model_for(self, batch_id: int, rows: Sequence[GenerationRequest], fail: _Fail) -> MusicGen | None:
+    def _model_for(self, batch_id: int, rows: Sequence[GenerationRequest], fail: _Fail) -> LoadedModel | None:
         assert self.cache is not None
         name = rows[0].model
         if name not in self.cache.lru:
@@ -249,12 +247,12 @@ class Worker:
     def _generate_with_oom_split(
         self,
         batch_id: int,
-        model: MusicGen,
+        model: LoadedModel,
         rows: list[GenerationRequest],
         answered: set[str],
         fail: _Fail,
     ) -> None:
-        from bot.engine.worker.models import free_memory, is_out_of_memory
+        from bot.engine.worker.runtime import free_memory, is_out_of_memory
 
         try:
             self._generate(batch_id, model, rows, answered)
@@ -265,7 +263,7 @@ class Worker:
         except Exception as exc:
             if not is_out_of_memory(exc):
                 log.exception("generate call failed (batch %s, %d rows)", batch_id, len(rows))
-                fail(rows, ERROR_FAILED, _describe_failure("The generation", exc))
+                fail(rows, ERROR_FAILED, _describe_failure(_call_name(rows), exc))
                 return
             log.warning("out of memory with %d rows: %s", len(rows), exc)
         assert self.cache is not None
@@ -290,21 +288,20 @@ class Worker:
                     fail(live, ERROR_OUT_OF_MEMORY, _OOM_MESSAGE, True)
                 else:
                     log.exception("generate call failed (batch %s, %d rows)", batch_id, len(live))
-                    fail(live, ERROR_FAILED, _describe_failure("The generation", exc))
+                    fail(live, ERROR_FAILED, _describe_failure(_call_name(live), exc))
 
-    def _generate(self, batch_id: int, model: MusicGen, rows: list[GenerationRequest], answered: set[str]) -> None:
-        """One generate call; sends a result (or a cancellation) for each row."""
-        from bot.engine.worker.generate import run_call
-
+    def _generate(self, batch_id: int, model: LoadedModel, rows: list[GenerationRequest], answered: set[str]) -> None:
+        """One generate call (or separation); sends a result (or a cancellation) for each row."""
         ids = tuple(r.request_id for r in rows)
-        seed = rows[0].seed if len(rows) == 1 and rows[0].seed is not None else _seed_source.randrange(2**31)
         faults = self._faults_for(rows)
         last_sent = 0.0
+        reports = 0
 
         def on_step(done: int, total: int) -> None:
-            nonlocal last_sent
+            nonlocal last_sent, reports
+            reports += 1
             if faults:
-                self._inject(faults, done, len(rows))
+                self._inject(faults, reports, len(rows))
             if all(self.is_cancelled(i) for i in ids):
                 raise CallCancelledError
             now = time.monotonic()
@@ -314,7 +311,7 @@ class Worker:
 
         self.send(Stage(batch_id, "generating", ids, rows[0].duration))
         self.generate_calls += 1
-        output = run_call(model, rows, seed, on_step)
+        output, seed = self._run_model(model, rows, on_step)
         for row, audio in zip(rows, output.audio, strict=True):
             if row.request_id in answered:
                 continue
@@ -332,8 +329,29 @@ class Worker:
                     elapsed_s=output.elapsed_s,
                     steps=output.steps,
                     batch_size=len(rows),
+                    stems=output.stems,
                 )
             )
+
+    @staticmethod
+    def _run_model(
+        model: LoadedModel, rows: list[GenerationRequest], on_step: Callable[[int, int], None]
+    ) -> tuple[CallOutput, int]:
+        """Run the call with the model's own driver; returns what it made and the seed it used (0: none drawn)."""
+        if rows[0].mode == Mode.STEMS:
+            from demucs.apply import BagOfModels
+
+            from bot.engine.worker.separate import run_separation
+
+            assert isinstance(model, BagOfModels)
+            return run_separation(model, rows, on_step), 0
+        from audiocraft.models import MusicGen
+
+        from bot.engine.worker.generate import run_call
+
+        assert isinstance(model, MusicGen)
+        seed = rows[0].seed if len(rows) == 1 and rows[0].seed is not None else _seed_source.randrange(2**31)
+        return run_call(model, rows, seed, on_step), seed
 
     # ------------------------------------------------------------ test faults
 
@@ -349,6 +367,7 @@ class Worker:
         return found
 
     def _inject(self, faults: set[str], step: int, rows: int) -> None:
+        """Fire the call's faults; ``step`` counts the call's progress reports from 1 (the first fires most)."""
         assert self.faults is not None
         if "slow" in faults:
             time.sleep(self.faults.slow_step_s)
@@ -368,6 +387,10 @@ class Worker:
 
 
 _OOM_MESSAGE = "The GPU ran out of memory for this take, even in a smaller batch. Try again later or ask for less."
+
+
+def _call_name(rows: Sequence[GenerationRequest]) -> str:
+    return "The separation" if rows and rows[0].mode == Mode.STEMS else "The generation"
 
 
 def _describe_failure(what: str, exc: BaseException) -> str:

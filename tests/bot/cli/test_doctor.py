@@ -19,6 +19,7 @@ from bot.cli.doctor import (
     check_folders,
     check_limits,
     check_models,
+    check_stems_model,
     check_token,
     device_findings,
     verdict,
@@ -30,7 +31,7 @@ from bot.store import latest_version, migrate_database
 
 BOT_ID = 1234567890123456789
 TOKEN = base64.urlsafe_b64encode(str(BOT_ID).encode()).decode().rstrip("=") + ".GaBcDe." + "x" * 38
-REAL_MODELS = [name for name, spec in MODELS.items() if not spec.debug]
+REAL_MODELS = [name for name, spec in MODELS.items() if not spec.debug and not spec.separator]
 
 
 def _env(tmp_path, **extra):
@@ -72,6 +73,7 @@ def test_doctor_on_a_cpu_machine_reports_cpu_mode_missing_weights_and_can_start(
     assert "fix: `jamgen models pull small`" in lines[default + 1]
     others = next(line for line in lines if "weights missing for" in line)
     assert others.split("weights missing for ")[1].split(" (")[0].split(", ") == REAL_MODELS[1:]
+    assert any(line.startswith("info  stems") and "htdemucs: weights missing" in line for line in lines)
     assert lines[-1] == "The bot can start (2 warning(s) above)."
     assert TOKEN not in cpu_doctor.stdout + cpu_doctor.stderr
     assert f"bot id {BOT_ID}" in cpu_doctor.stdout
@@ -175,6 +177,26 @@ def test_a_default_model_that_cannot_serve_fails(env, says):
     failures = [f for f in check_models(Settings.from_env(env), offline=False) if f.level is Level.FAIL]
     assert len(failures) == 1
     assert says in failures[0].message
+
+
+def test_the_stems_model_is_checked_on_its_own(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    settings = Settings.from_env({"JAMGEN_MODEL_DIR": str(tmp_path / "models")})
+    # Not among the music models, whatever JAMGEN_ENABLED_MODELS says.
+    assert not any("htdemucs" in f.message for f in check_models(settings, offline=False))
+    (online,) = check_stems_model(settings, offline=False)
+    assert (online.level, online.message) == (
+        Level.INFO,
+        "htdemucs: weights missing; the first stems wait for its download.",
+    )
+    (offline,) = check_stems_model(settings, offline=True)
+    assert offline.level is Level.WARN
+    assert "refused while HF_HUB_OFFLINE" in offline.message
+    assert "jamgen models pull htdemucs" in offline.fix
+    (wrong,) = check_stems_model(Settings.from_env({"JAMGEN_STEMS_MODEL": "small"}), offline=False)
+    assert wrong.level is Level.WARN
+    assert "no stems model" in wrong.message
 
 
 def test_unknown_enabled_models_warn():

@@ -120,3 +120,49 @@ def test_pull_needs_a_name_and_list_takes_none(tmp_path):
     listed = _jamgen("models", "list", "small", cwd=tmp_path)
     assert listed.returncode == 2
     assert "jamgen models pull small" in listed.stderr
+
+
+def test_the_separators_are_listed_with_their_one_mode(tmp_path):
+    result = _jamgen("models", "--json", cwd=tmp_path, HF_HOME=str(tmp_path / "hf"), TORCH_HOME=str(tmp_path / "t"))
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["htdemucs"]["modes"] == ["stems"]
+    assert (rows["htdemucs"]["separator"], rows["htdemucs"]["stereo"], rows["htdemucs"]["weights"]) == (
+        True,
+        True,
+        "missing",
+    )
+    assert (rows["debug-stems"]["weights"], rows["debug-stems"]["test_model"]) == ("built-in", True)
+    assert rows["small"]["separator"] is False
+
+
+def test_pull_htdemucs_offline_without_weights_explains_and_exits_2(tmp_path):
+    result = _jamgen(
+        "models",
+        "pull",
+        "htdemucs",
+        cwd=tmp_path,
+        HF_HUB_OFFLINE="1",
+        HF_HOME=str(tmp_path / "hf"),
+        TORCH_HOME=str(tmp_path / "torch"),
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: The weights of model 'htdemucs' (demucs htdemucs) are not on this machine")
+    assert "HF_HUB_OFFLINE" in result.stderr
+    assert "jamgen models pull htdemucs" in result.stderr
+    assert "955717e8-8726e21a.th" in result.stderr
+    assert str(tmp_path / "torch" / "hub" / "checkpoints") in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_pull_htdemucs_without_network_fails_at_once_with_what_to_do(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{closed_port}"
+    result = _jamgen(
+        "models", "pull", "htdemucs", cwd=tmp_path, HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf"), TORCH_HOME="t"
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: Cannot reach {endpoint} to download weights")
+    assert "Traceback" not in result.stderr

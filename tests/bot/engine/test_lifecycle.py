@@ -13,7 +13,8 @@ pytestmark = pytest.mark.slow
 
 
 async def _warm(engine, model):
-    for _ in range(200):
+    # The worker imports audiocraft when it loads its first MusicGen model (about 9 s here), within this wait.
+    for _ in range(600):
         health = await engine.health()
         if model in health.loaded_models:
             return health

@@ -63,3 +63,39 @@ def test_missing_weights_error_says_what_where_and_how(empty_hf, tmp_path, monke
     assert str((tmp_path / "models" / "small").absolute()) in text
     assert "jamgen models pull small" in text
     assert "HF_HOME" in text
+
+
+def test_htdemucs_is_found_locally_in_the_hf_cache_or_in_torch_hub(empty_hf, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    spec = get_model_spec("htdemucs")
+    assert find_weights(spec, tmp_path / "models").source == "missing"
+    _touch(tmp_path / "torch" / "hub" / "checkpoints" / "955717e8-8726e21a.th")
+    where = find_weights(spec, tmp_path / "models")
+    assert (where.source, where.path) == ("torch-cache", tmp_path / "torch" / "hub" / "checkpoints")
+    repo = empty_hf / "models--adefossez--HTDemucs"
+    _touch(repo / "snapshots" / "abc" / "htdemucs.yaml")
+    assert find_weights(spec, tmp_path / "models").source == "torch-cache"  # the checkpoint is still missing there
+    _touch(repo / "snapshots" / "abc" / "955717e8.safetensors")
+    assert find_weights(spec, tmp_path / "models").source == "hf-cache"
+    local = tmp_path / "models" / "htdemucs"
+    _touch(local / "htdemucs.yaml")
+    _touch(local / "955717e8-8726e21a.th")
+    assert (find_weights(spec, tmp_path / "models").source, find_weights(spec, tmp_path / "models").path) == (
+        "local",
+        local.absolute(),
+    )
+    assert find_weights(get_model_spec("debug-stems"), tmp_path).source == "built-in"
+
+
+def test_missing_separator_weights_name_demucs_files_and_the_pull(empty_hf, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    text = str(missing_weights_error(get_model_spec("htdemucs"), tmp_path / "models"))
+    assert text.startswith("The weights of model 'htdemucs' (demucs htdemucs) are not on this machine")
+    assert "HF_HUB_OFFLINE" in text
+    assert "jamgen models pull htdemucs" in text
+    assert "htdemucs.yaml" in text
+    assert "955717e8-8726e21a.th" in text
+    assert str(tmp_path / "torch" / "hub" / "checkpoints") in text
+    assert str((tmp_path / "models" / "htdemucs").absolute()) in text
+    assert "state_dict.bin" not in text

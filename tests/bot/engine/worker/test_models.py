@@ -12,7 +12,8 @@ from bot.engine.config import EngineConfig
 from bot.engine.registry import get_model_spec
 from bot.engine.worker import models
 from bot.engine.worker.generate import extend_stride
-from bot.engine.worker.models import HUGE_PAGE_BYTES, ModelCache, build_debug_model, place_on_huge_pages
+from bot.engine.worker.models import HUGE_PAGE_BYTES, build_debug_model, place_on_huge_pages
+from bot.engine.worker.runtime import ModelCache
 
 needs_thp = pytest.mark.skipif(
     not Path("/sys/kernel/mm/transparent_hugepage/enabled").exists(), reason="the kernel has no transparent huge pages"
