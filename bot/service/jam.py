@@ -158,6 +158,7 @@ class JamService:
             self.background.spawn(self.deliveries.redeliver(job))
         self._accepting = True
         self.scheduler.start()
+        self.background.spawn(self.stem_remixes.resume())
 
     async def close(self) -> None:
         """Stop taking jobs, let the running batch finish within the grace period, keep the rest queued."""

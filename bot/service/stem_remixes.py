@@ -96,6 +96,11 @@ class StemRemixes:
         audio = AudioInput(from_job=stems_job_id, take=STEM_NAMES.index(stem))
         return dataclasses.replace(request, audio=audio, parent_id=stems_job_id)
 
+    async def resume(self) -> None:
+        """At start-up: the remixes whose stems were posted just before a stop start now."""
+        for job in await self.store.stems_jobs_with_followups(FOLLOW_UPS):
+            await self.start_waiting(job)
+
     async def start_waiting(self, job: Job) -> None:
         """Submit the remixes waiting for this stems job (called once it is delivered)."""
         async with self._lock:

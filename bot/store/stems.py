@@ -78,3 +78,10 @@ class StemsMixin(StoreBase):
         """The newest stems job of a take that is waiting, running, or done with its files still kept."""
         found = await self._select_jobs(f"{_LIVE_STEMS} ORDER BY seq DESC LIMIT 1", (source_job_id, take))
         return found[0] if found else None
+
+    async def stems_jobs_with_followups(self, key: str) -> list[Job]:
+        """Delivered stems jobs whose ``extra[key]`` still holds work to start (a stop came in between)."""
+        return await self._select_jobs(
+            "mode = 'stems' AND state = 'delivered' AND json_extract(extra, '$.' || ?) IS NOT NULL ORDER BY seq",
+            (key,),
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,8 @@ from bot.errors import UserInputError
 from bot.service import AudioInput, JamRequest
 from bot.service.bounce import StemsMissingError, parse_stems
 from bot.service.session_tree import build_tree
-from tests.harness import FAKE_STEM_SHARES, FakeEngine, build_harness, wav_bytes
+from bot.service.stem_remixes import FOLLOW_UPS
+from tests.harness import FAKE_STEM_SHARES, FakeEngine, build_harness, final_jobs, wav_bytes
 
 MEMBER = {"user_id": 7, "guild_id": 5, "channel_id": 6}
 
@@ -188,3 +191,47 @@ def test_stems_words_are_checked():
     assert parse_stems(" vocals,drums ") == ("drums", "vocals")
     with pytest.raises(UserInputError, match="no stem called piano"):
         parse_stems("drums, piano")
+
+
+async def test_a_stem_remix_waits_for_its_stems_and_survives_a_restart(tmp_path):
+    h = await build_harness(tmp_path, engine=FakeEngine(hold=True))
+    await h.service.start()
+    take = await h.service.submit(JamRequest(**MEMBER, mode=Mode.TEXT, prompt="groove", duration=2))
+    h.engine.release.set()
+    await h.wait_settled(1)
+    h.engine.release.clear()
+    remix = JamRequest(**MEMBER, mode=Mode.CONTINUATION, prompt="bass goes on", model="debug", duration=1)
+    answer = await h.service.submit_stem_remix(replace(remix, audio=AudioInput(from_job=take.job_id)), "bass")
+    assert answer.waits_for_stems
+    assert answer.receipt is not None
+    assert answer.receipt.job_id == answer.stems_job_id
+    await h.close()  # stopped while the stems are being made: the remix waits in the stems job
+    h = await build_harness(tmp_path)
+    await h.service.start()
+    try:
+        await h.wait_settled(3)
+        (made,) = [j for j in await final_jobs(h.store) if j.parent_id == answer.stems_job_id]
+        assert (made.state, made.mode, made.params["audio_stem"]) == ("delivered", "continuation", "bass")
+        assert FOLLOW_UPS not in ((await h.store.get_job(answer.stems_job_id)).extra or {})
+    finally:
+        await h.close()
+
+
+async def test_remixes_left_waiting_on_posted_stems_start_at_the_next_start(tmp_path):
+    h = await build_harness(tmp_path)
+    await h.service.start()
+    take_id = await _take(h)
+    stems = await h.service.submit(await h.service.stems_request(take_id, 0, **MEMBER))
+    await h.wait_settled(2)
+    # Stopped between posting the stems and starting the remix that waited for them.
+    waiting = {**MEMBER, "mode": "melody", "prompt": "marimba", "model": "debug-melody", "duration": 1, "stem": "drums"}
+    await h.store.update_job(stems.job_id, extra={FOLLOW_UPS: [waiting]})
+    await h.close()
+    h = await build_harness(tmp_path)
+    await h.service.start()
+    try:
+        await h.wait_settled(3)
+        (made,) = [j for j in await final_jobs(h.store) if j.parent_id == stems.job_id]
+        assert (made.mode, made.params["audio_stem"], made.params["audio_stem_of"]) == ("melody", "drums", take_id)
+    finally:
+        await h.close()
