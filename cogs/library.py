@@ -16,7 +16,9 @@ HELP_TEXT = """\
 `/generate prompt` makes a track from words. `/melody` follows a tune you attach, `/style` borrows the \
 feel of a short excerpt, `/continue` carries on from where a file ends. Reply to any jamgen track (or \
 mention jamgen in a reply to a message with audio) to remix it; start the reply with `melody:`, \
-`style:` or `continue:` to pick how. `/session start` opens a jam thread with a shared tempo and key; \
+`style:` or `continue:` to pick how, or `bass:` (drums, other, vocals) to remix one stem; `/remix` opens a \
+form that also takes your own clip. 🎚 **Stems** (or `/stems`) splits a take or a file into drums, bass, \
+other and vocals. `/session start` opens a jam thread with a shared tempo and key; \
 `/session tree`, `/session bounce` and `/session end` follow the jam.
 
 **Prompting.** Say what a musician would need: genre and era (*90s boom bap*, *baroque*), \

@@ -28,6 +28,25 @@ class Remix(commands.Cog):
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
 
+    @app_commands.command(name="remix", description="Remix a take, or a clip you upload in the form")
+    @app_commands.describe(
+        job_id="A take to remix (leave it out to upload a clip)", take="Which take of that job (1-4)"
+    )
+    async def remix(
+        self,
+        interaction: discord.Interaction,
+        job_id: app_commands.Range[str, 4, 16] | None = None,
+        take: app_commands.Range[int, 1, 4] = 1,
+    ) -> None:
+        """/remix: the remix form, for a take or for an upload."""
+        if job_id is not None:
+            try:
+                job_id = (await self.bot.service.job(job_id.strip().lower())).id
+            except Exception as exc:
+                await report_error(interaction, exc)
+                return
+        await interaction.response.send_modal(RemixModal(self.bot, from_job=job_id, take=take - 1))
+
     async def remix_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
         """Apps ▸ Remix with jamgen: opens the remix modal for the message's audio."""
         own_job = job_id_of(message) if message.author.id == self.bot.user_id else None

@@ -11,10 +11,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.bot import JamBot
-from bot.discord.interactions import read_attachment, report_error
+from bot.discord.interactions import ask_for_stems, read_attachment, report_error
 from bot.discord.remix import audio_attachments
 from bot.discord.render import job_id_of
-from bot.discord.stems import ask_for_stems, attachment_stems_request, stems_request_for
+from bot.discord.stems import attachment_stems_request, stems_request_for
 from bot.errors import UserInputError
 from bot.service import JamRequest
 

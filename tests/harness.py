@@ -545,6 +545,23 @@ async def wait_for_take(interaction: Any, timeout: float = 60.0) -> Any:
     return interaction._fake.messages[message_id]
 
 
+def form_values(modal: dict[str, Any], **by_label: Any) -> dict[str, Any]:
+    """custom_id -> value for a modal's inputs, each picked by how its label starts (``prompt="…"``,
+    ``mode="continue"``, ``duration="2"``, ``your_own_clip=attachment``; underscores stand for spaces)."""
+    wanted = {key.replace("_", " "): value for key, value in by_label.items()}
+    values: dict[str, Any] = {}
+    for top in modal["components"]:
+        if top.get("type") == 18:  # a Label around one input
+            pairs = [(top["label"], top["component"])]
+        else:  # a legacy action row of text inputs with their own labels
+            pairs = [(child.get("label") or "", child) for child in top.get("components", [])]
+        for label, component in pairs:
+            key = next((k for k in wanted if label.lower().startswith(k)), None)
+            if key is not None:
+                values[component["custom_id"]] = wanted[key]
+    return values
+
+
 def job_id_of(message: Any) -> str | None:
     """The job id in a result message's embed footer ("job <id> · take 1/1 · by jamgen"), if it has one."""
     for embed in message.embeds:

@@ -12,7 +12,7 @@ import discord
 from discord import app_commands
 
 from bot.discord.delivery import LiveJob
-from bot.discord.render import NO_MENTIONS, clip, error_text, render_receipt
+from bot.discord.render import NO_MENTIONS, already_split_text, clip, error_text, render_receipt
 from bot.engine.types import Mode, SamplingParams
 from bot.errors import JamgenError, UserInputError
 from bot.service import AudioInput, JamRequest, Receipt
@@ -317,3 +317,23 @@ async def submit_and_track(
     finally:
         live.shown.set()
     return receipt
+
+
+async def ask_for_stems(bot: JamBot, interaction: discord.Interaction, request: JamRequest) -> None:
+    """Split what ``request`` names into stems, or say where the take's stems already are (free, at once).
+
+    Args:
+        interaction: already deferred privately (thinking), like every request that downloads or submits.
+        request: a stems request (a take of a job, or an attachment).
+    """
+    source = request.audio
+    if source is not None and source.from_job is not None:
+        try:
+            existing = await bot.service.find_stems(source.from_job, source.take)
+        except Exception as exc:
+            await report_error(interaction, exc)
+            return
+        if existing is not None:
+            await send_ephemeral(interaction, already_split_text(existing, source.from_job))
+            return
+    await submit_and_track(bot, interaction, request)

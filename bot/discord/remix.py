@@ -10,6 +10,7 @@ import discord
 
 from bot.discord.delivery import LiveJob
 from bot.discord.interactions import (
+    ask_for_stems,
     member_context,
     missing_posting_permissions,
     read_attachment,
@@ -62,14 +63,6 @@ def parse_mode(text: str, default: Mode, *, after_stem: bool = False) -> tuple[M
     return MODE_WORDS[match.group(1).lower()], text[match.end() :].strip()
 
 
-def parse_mode_word(word: str) -> Mode:
-    """The mode named in the modal's mode field."""
-    key = word.strip().lower().rstrip(":")
-    if key not in MODE_WORDS:
-        raise UserInputError(f"Mode must be melody, style or continue; you wrote '{word[:30]}'.")
-    return MODE_WORDS[key]
-
-
 def parse_duration(text: str) -> int | None:
     """The modal's duration field (empty = default)."""
     text = text.strip().removesuffix("s").strip()
@@ -81,26 +74,35 @@ def parse_duration(text: str) -> int | None:
         raise UserInputError(f"Duration must be a number of seconds; you wrote '{text[:20]}'.") from None
 
 
+class AudioUpload(discord.ui.FileUpload[Any]):
+    """A modal's file upload that offers audio files only (Discord filters by extension)."""
+
+    def to_component_dict(self) -> Any:
+        # discord.py 2.7 has no file_types yet; Discord's reference does (components/reference.mdx, File Upload).
+        return {**super().to_component_dict(), "file_types": ["audio", *UPLOAD_VIDEO_TYPES]}
+
+
+# The form's modes: (radio value, label, description). "stems" splits the input instead of remixing it.
+FORM_MODES = (
+    ("melody", "Melody", "Follow its tune"),
+    ("style", "Style", "Make something in its style"),
+    ("continue", "Continue", "Carry on from its end"),
+    ("stems", "Stems", "Split it into drums, bass, other and vocals"),
+)
+# Videos whose sound jamgen takes (the "audio" filter alone would hide them).
+UPLOAD_VIDEO_TYPES = (".mp4", ".mov", ".webm", ".mkv")
+
+
 class RemixModal(discord.ui.Modal, title="Remix with jamgen"):
-    """Asks for prompt, mode and duration, then submits a remix of a take or an attachment.
+    """The remix form: prompt, mode, duration, and an upload (optional when a take or a message's file is the input).
 
     Args:
         from_job: remix take ``take`` of this job …
         take: … (0-based)
-        attachment: … or this attachment.
+        attachment: … or this attachment (a message's, from the context menu).
         parent_id: lineage parent.
-        default_mode: what the mode field says before the member changes it.
+        default_mode: the mode chosen when the form opens.
     """
-
-    prompt: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
-        label="Prompt", placeholder="e.g. jazzy piano trio, brushed drums", max_length=2000, required=False
-    )
-    mode: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
-        label="Mode: melody, style or continue", default="melody", max_length=10
-    )
-    duration: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
-        label="Duration in seconds", placeholder="default", required=False, max_length=5
-    )
 
     def __init__(
         self,
@@ -118,26 +120,57 @@ class RemixModal(discord.ui.Modal, title="Remix with jamgen"):
         self.take = take
         self.attachment = attachment
         self.parent_id = parent_id
-        self.mode.default = default_mode
+        self.prompt: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
+            style=discord.TextStyle.paragraph,
+            placeholder="e.g. jazzy piano trio, brushed drums (start with bass: to remix one stem)",
+            max_length=2000,
+            required=False,
+        )
+        self.mode: discord.ui.RadioGroup[RemixModal] = discord.ui.RadioGroup(
+            options=[
+                discord.RadioGroupOption(label=label, value=value, description=about, default=value == default_mode)
+                for value, label, about in FORM_MODES
+            ]
+        )
+        self.duration: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
+            placeholder="default", required=False, max_length=5
+        )
+        has_input = from_job is not None or attachment is not None
+        self.upload = AudioUpload(required=not has_input, min_values=0 if has_input else 1, max_values=1)
+        what = "the take" if from_job else "the message's file" if attachment else ""
+        for text, component, about in (
+            ("Prompt", self.prompt, None),
+            ("Mode", self.mode, None),
+            ("Duration in seconds", self.duration, None),
+            ("Your own clip", self.upload, f"Optional: leave it empty to use {what}." if what else "An audio file."),
+        ):
+            self.add_item(discord.ui.Label(text=text, component=component, description=about))
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        mode = parse_mode_word(self.mode.value)
-        data = await read_attachment(self.bot, self.attachment) if self.attachment else None
+        uploaded = self.upload.values[0] if self.upload.values else None
+        source = uploaded or self.attachment
+        data = await read_attachment(self.bot, source) if source else None
+        audio = AudioInput(
+            data=data,
+            from_job=None if data else self.from_job,
+            take=self.take,
+            filename=source.filename if source else "",
+        )
+        context = member_context(interaction)
+        if self.mode.value == "stems":
+            await ask_for_stems(self.bot, interaction, JamRequest(**context, mode=Mode.STEMS, audio=audio))
+            return
+        mode = MODE_WORDS[self.mode.value or "melody"]
         # "bass: …" in the prompt remixes that stem of the take (not of an uploaded file: split that first).
         stem, prompt = parse_stem(self.prompt.value) if self.from_job and not data else (None, self.prompt.value)
         request = JamRequest(
-            **member_context(interaction),
+            **context,
             mode=mode,
             prompt=prompt.strip(),
             duration=parse_duration(self.duration.value),
             model=await self.bot.service.default_model_for(interaction.guild_id, mode),
-            audio=AudioInput(
-                data=data,
-                from_job=None if data else self.from_job,
-                take=self.take,
-                filename=self.attachment.filename if self.attachment else "",
-            ),
+            audio=audio,
             parent_id=self.parent_id or self.from_job,
         )
         await submit_and_track(self.bot, interaction, request, stem=stem)

@@ -12,7 +12,7 @@ from typing import Any
 import discord
 
 from bot.errors import ChannelNotAllowedError, JamgenError
-from bot.service import Delivery, Job, JobUpdate, Phase, Receipt, RenderedTake
+from bot.service import Delivery, Job, JobState, JobUpdate, Phase, Receipt, RenderedTake
 from bot.service.sessions import BounceResult, LoopResult, Session, SessionSummary, describe_session
 
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -174,6 +174,15 @@ def stems_files(stems: list[RenderedTake], *, with_picture: bool) -> list[discor
     if picture is not None and picture.exists():
         files.append(discord.File(picture, filename=picture.name))
     return files
+
+
+def already_split_text(stems_job: Job, source_job: str) -> str:
+    """Where the stems of a take are, when they were asked for before."""
+    if stems_job.state in (JobState.QUEUED, JobState.RUNNING):
+        return f"🎚 The stems of `{source_job}` are being made (`{stems_job.id}`); they will be posted here."
+    first = stems_job.delivered_message_ids[0] if stems_job.delivered_message_ids else None
+    url = message_url(stems_job.guild_id, stems_job.channel_id, first)
+    return f"🎚 The stems of `{source_job}` are already here, free: {url or f'job `{stems_job.id}`'}"
 
 
 def render_recipe(job: Job, recipe: dict[str, Any]) -> str:

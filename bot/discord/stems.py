@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.discord.interactions import bot_of, member_context, report_error, send_ephemeral, submit_and_track
+from bot.discord.interactions import bot_of, member_context, report_error
 from bot.discord.remix import RemixModal
-from bot.discord.render import STEM_EMOJI, clip, message_url
+from bot.discord.render import STEM_EMOJI, clip
 from bot.engine.types import STEM_NAMES
 from bot.errors import JamgenError
-from bot.service import AudioInput, JamRequest, Job, JobState, Mode, Receipt, RenderedTake
+from bot.service import AudioInput, JamRequest, Mode, Receipt, RenderedTake
 from bot.service.bounce import StemsMissingError
 
 if TYPE_CHECKING:
@@ -25,35 +25,6 @@ if TYPE_CHECKING:
 
 # The three ways to jam on a stem: the remix form's mode (also in the custom_id) and the button's label.
 STEM_REMIXES = {"continue": "Continue from", "melody": "Melody from", "style": "Style from"}
-
-
-async def ask_for_stems(bot: JamBot, interaction: discord.Interaction, request: JamRequest) -> None:
-    """Split what ``request`` names into stems, or say where the take's stems already are (free, at once).
-
-    Args:
-        interaction: already deferred privately (thinking), like every request that downloads or submits.
-        request: a stems request (a take of a job, or an attachment).
-    """
-    source = request.audio
-    if source is not None and source.from_job is not None:
-        try:
-            existing = await bot.service.find_stems(source.from_job, source.take)
-        except Exception as exc:
-            await report_error(interaction, exc)
-            return
-        if existing is not None:
-            await send_ephemeral(interaction, already_split_text(existing, source.from_job))
-            return
-    await submit_and_track(bot, interaction, request)
-
-
-def already_split_text(stems_job: Job, source_job: str) -> str:
-    """Where the stems of a take are, when they were asked for before."""
-    if stems_job.state in (JobState.QUEUED, JobState.RUNNING):
-        return f"🎚 The stems of `{source_job}` are being made (`{stems_job.id}`); they will be posted here."
-    first = stems_job.delivered_message_ids[0] if stems_job.delivered_message_ids else None
-    url = message_url(stems_job.guild_id, stems_job.channel_id, first)
-    return f"🎚 The stems of `{source_job}` are already here, free: {url or f'job `{stems_job.id}`'}"
 
 
 async def stems_request_for(bot: JamBot, interaction: discord.Interaction, job_id: str, take: int) -> JamRequest:

@@ -12,11 +12,18 @@ from typing import Any
 
 import discord
 
-from bot.discord.interactions import bot_of, member_context, report_error, send_ephemeral, submit_and_track
+from bot.discord.interactions import (
+    ask_for_stems,
+    bot_of,
+    member_context,
+    report_error,
+    send_ephemeral,
+    submit_and_track,
+)
 from bot.discord.jams import post_loop
 from bot.discord.remix import RemixModal
 from bot.discord.render import NO_MENTIONS, job_id_of, render_recipe
-from bot.discord.stems import StemRemixButton, ask_for_stems, stems_request_for
+from bot.discord.stems import StemRemixButton, stems_request_for
 from bot.discord.tree import render_tree_pages
 from bot.errors import UserInputError
 from bot.service import Job, NotYourJobError

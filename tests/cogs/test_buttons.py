@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from tests.harness import job_id_of, wait_for_take, wait_state
+from tests.harness import form_values, job_id_of, wait_for_take, wait_state
 
 
 async def make_take(jam, prompt="dusty boom bap, 90 bpm", **options):
@@ -47,11 +47,7 @@ async def test_remix_button_opens_a_modal_and_submits_a_remix(jam):
     click = await jam.fake.click(first, custom_id(first, "remix"))
     await click.wait_for_response()
     assert click.modal is not None
-    inputs = {c["custom_id"]: c for row in click.modal["components"] for c in row["components"]}
-    values = {}
-    for cid, component in inputs.items():
-        label = component["label"].lower()
-        values[cid] = "continue" if label.startswith("mode") else "2" if "duration" in label else "now with strings"
+    values = form_values(click.modal, prompt="now with strings", mode="continue", duration="2")
     submitted = await jam.fake.submit_modal(click, values)
     remix = await wait_for_take(submitted)
     job = await jam.store.get_job(job_id_of(remix))

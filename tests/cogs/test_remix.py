@@ -6,18 +6,11 @@ import discord
 import pytest
 
 from tests.cogs.test_buttons import make_take
-from tests.harness import job_id_of, wait_for_take, wait_state, wav_bytes
+from tests.harness import form_values, job_id_of, wait_for_take, wait_state, wav_bytes
 
 
 def modal_values(modal: dict, *, prompt: str, mode: str, duration: str = "2") -> dict[str, str]:
-    values = {}
-    for row in modal["components"]:
-        for component in row["components"]:
-            label = component["label"].lower()
-            values[component["custom_id"]] = (
-                mode if label.startswith("mode") else duration if "duration" in label else prompt
-            )
-    return values
+    return form_values(modal, prompt=prompt, mode=mode, duration=duration)
 
 
 async def test_context_menu_remixes_a_members_audio(jam):
@@ -42,14 +35,68 @@ async def test_context_menu_on_a_message_without_audio_says_so_privately(jam):
     assert "no audio" in answer.content
 
 
-async def test_modal_with_a_bad_mode_is_refused_politely(jam):
+async def test_the_form_offers_its_modes_and_takes_audio_only_as_discord_would_enforce(jam):
     riff = jam.fake.attachment("hum.wav", wav_bytes(2.0), content_type="audio/wav")
     posted = await jam.fake.post_message("x", attachments=[riff])
     menu = await jam.fake.message_command("Remix with jamgen", posted)
     await menu.wait_for_response()
-    submitted = await jam.fake.submit_modal(menu, modal_values(menu.modal, prompt="p", mode="polka"))
-    answer = await submitted.wait_for_message(lambda m: m.ephemeral, timeout=10)
-    assert "Mode must be melody, style or continue" in answer.content
+    labels = {top["label"]: top["component"] for top in menu.modal["components"]}
+    assert [o["value"] for o in labels["Mode"]["options"]] == ["melody", "style", "continue", "stems"]
+    upload = labels["Your own clip"]
+    assert (upload["type"], upload["required"], "audio" in upload["file_types"]) == (19, False, True)
+    with pytest.raises(ValueError, match="offers"):
+        await jam.fake.submit_modal(menu, modal_values(menu.modal, prompt="p", mode="polka"))
+    notes = jam.fake.attachment("notes.txt", b"not audio", content_type="text/plain")
+    with pytest.raises(ValueError, match="does not take"):
+        await jam.fake.submit_modal(menu, form_values(menu.modal, prompt="p", your_own_clip=notes))
+    # Without a take or a message's file, /remix's form needs the upload.
+    alone = await jam.fake.slash("remix", {})
+    await alone.wait_for_response()
+    assert {top["label"]: top["component"] for top in alone.modal["components"]}["Your own clip"]["required"] is True
+    with pytest.raises(ValueError, match="takes 1 to 1 files"):
+        await jam.fake.submit_modal(alone, form_values(alone.modal, prompt="p"))
+
+
+async def test_the_remix_form_with_an_uploaded_clip_makes_the_same_job_as_melody_with_that_clip(jam):
+    clip = wav_bytes(3.0, freq=262.0)
+    by_command = await wait_for_take(
+        await jam.fake.slash(
+            "melody",
+            {
+                "audio": jam.fake.attachment("tune.wav", clip, content_type="audio/wav"),
+                "prompt": "synth lead",
+                "duration": 2,
+            },
+        )
+    )
+    form = await jam.fake.slash("remix", {})
+    await form.wait_for_response()
+    upload = jam.fake.attachment("tune.wav", clip, content_type="audio/wav")
+    submitted = await jam.fake.submit_modal(
+        form, form_values(form.modal, prompt="synth lead", mode="melody", duration="2", your_own_clip=upload)
+    )
+    by_form = await wait_for_take(submitted)
+    one, other = [await jam.store.get_job(job_id_of(m)) for m in (by_command, by_form)]
+    for field in ("mode", "model", "prompt", "takes", "parent_id", "user_id", "channel_id"):
+        assert getattr(one, field) == getattr(other, field), field
+    assert {k: v for k, v in one.params.items() if k != "input_path"} == {
+        k: v for k, v in other.params.items() if k != "input_path"
+    }
+    kept = [open(job.params["input_path"], "rb").read() for job in (one, other)]  # noqa: SIM115
+    assert kept[0] == kept[1] == clip
+
+
+async def test_an_upload_in_the_form_of_a_take_is_the_input_and_the_take_stays_the_parent(jam):
+    take = await make_take(jam)
+    click = await jam.fake.click(take, next(b["custom_id"] for b in take.buttons if ":remix:" in b["custom_id"]))
+    await click.wait_for_response()
+    hum = jam.fake.attachment("hum.m4a.wav", wav_bytes(2.0), content_type="audio/wav")
+    submitted = await jam.fake.submit_modal(
+        click, form_values(click.modal, prompt="on a cello", mode="melody", duration="2", your_own_clip=hum)
+    )
+    job = await jam.store.get_job(job_id_of(await wait_for_take(submitted)))
+    assert (job.mode, job.parent_id, job.params["audio_filename"]) == ("melody", job_id_of(take), "hum.m4a.wav")
+    assert job.params.get("audio_from_job") is None
 
 
 async def test_reply_to_a_jamgen_track_remixes_it_with_the_prefix_mode(jam):

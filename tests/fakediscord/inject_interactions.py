@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tests.fakediscord.limits import upload_limit
+from tests.fakediscord.modal_rules import accepts_file
 from tests.fakediscord.model import (
     ALL_PERMISSIONS,
     FakeAttachment,
@@ -31,6 +32,7 @@ OPTION_ROLE = 8
 OPTION_MENTIONABLE = 9
 OPTION_NUMBER = 10
 OPTION_ATTACHMENT = 11
+FILE_UPLOAD, RADIO_GROUP = 19, 21
 
 
 class InteractionInjection:
@@ -93,6 +95,19 @@ class InteractionInjection:
         await self.gateway.dispatch("INTERACTION_CREATE", payload, on_sent=sent)
         self.notify()
         return interaction
+
+    def _check_upload(self, upload: dict[str, Any], files: list[FakeAttachment], limit: int) -> None:
+        """What Discord's client enforces on a modal's file upload before the member can submit."""
+        required = upload.get("required", True)
+        low = upload.get("min_values", 1 if required else 0)
+        high = upload.get("max_values", 1)
+        if not (low <= len(files) <= high) and (files or required):
+            raise ValueError(f"file upload {upload['custom_id']!r} takes {low} to {high} files, not {len(files)}")
+        for file in files:
+            if not accepts_file(upload, file.filename):
+                raise ValueError(f"file upload {upload['custom_id']!r} does not take {file.filename!r}")
+            if file.size > limit:
+                raise ValueError(f"{file.filename!r} is over the member's upload limit")
 
     def _option_value(self, value: Any, option_type: int, resolved: dict[str, dict[str, Any]], guild: FakeGuild) -> Any:
         if isinstance(value, FakeAttachment):
@@ -199,18 +214,42 @@ class InteractionInjection:
 
         Args:
             source: the interaction the bot answered with a modal (callback type 9).
-            values: text input (or select) custom_id -> value(s); untouched inputs keep their default.
+            values: text input (or select) custom_id -> value(s), a radio group's chosen value, a file
+                upload's :class:`FakeAttachment` (or several); untouched inputs keep their default.
             user: who submits; the source's user when None.
+
+        Raises:
+            ValueError: what Discord's client would not let the member submit (a required input left
+                empty, a file the upload does not take or over the upload limit, a choice not offered).
         """
         modal = source.modal
         if modal is None:
             raise ValueError(f"{source!r} was not answered with a modal")
-        remaining = dict(values)
+        remaining: dict[str, Any] = dict(values)
+        resolved: dict[str, dict[str, Any]] = {}
+        channel = self.find_channel(source.channel_id)
+        assert channel is not None
+        guild = self.guild_of(channel)
 
         def leaf(component: dict[str, Any]) -> dict[str, Any] | None:
             custom_id = component.get("custom_id")
             if custom_id is None:
                 return None
+            if component["type"] == FILE_UPLOAD:
+                files = remaining.pop(custom_id, [])
+                files = [files] if isinstance(files, FakeAttachment) else list(files)
+                self._check_upload(component, files, upload_limit(self, guild))
+                ids = [self._option_value(f, OPTION_ATTACHMENT, resolved, guild) for f in files]
+                return {"type": FILE_UPLOAD, "id": component.get("id"), "custom_id": custom_id, "values": ids}
+            if component["type"] == RADIO_GROUP:
+                offered = [option["value"] for option in component.get("options", [])]
+                default = next((o["value"] for o in component.get("options", []) if o.get("default")), None)
+                chosen = remaining.pop(custom_id, default)
+                if chosen is not None and chosen not in offered:
+                    raise ValueError(f"radio group {custom_id!r} offers {offered}, not {chosen!r}")
+                if chosen is None and component.get("required", True):
+                    raise ValueError(f"radio group {custom_id!r} needs a choice")
+                return {"type": RADIO_GROUP, "id": component.get("id"), "custom_id": custom_id, "value": chosen}
             if component["type"] == 4:
                 text = remaining.pop(custom_id, component.get("value") or "")
                 if not isinstance(text, str):
@@ -243,11 +282,11 @@ class InteractionInjection:
                     submitted.append(inner)
         if remaining:
             raise ValueError(f"the modal has no inputs {sorted(remaining)}")
-        channel = self.find_channel(source.channel_id)
-        assert channel is not None
         member = user or (source.user if isinstance(source.user, FakeMember) else self.member)
         message = self.messages.get(source.message_id) if source.message_id is not None else None
-        data = {"custom_id": modal["custom_id"], "components": submitted}
+        data: dict[str, Any] = {"custom_id": modal["custom_id"], "components": submitted}
+        if resolved:
+            data["resolved"] = resolved
         interaction = self._new_interaction(
             type=MODAL_SUBMIT, member=member, channel=channel, data=data, name=modal["custom_id"], message=message
         )

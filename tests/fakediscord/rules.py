@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tests.fakediscord.components_rules import validate_fields
+from tests.fakediscord.modal_rules import validate_top_level
 from tests.fakediscord.model import FakeLimits
 from tests.fakediscord.records import COMPONENTS_V2, walk_components
 
@@ -260,6 +261,8 @@ def validate_modal(data: dict[str, Any], limits: FakeLimits) -> None:
     components = data.get("components") or []
     if not 1 <= len(components) <= 5:
         errors.add(["components"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length.")
+    for index, component in enumerate(components):
+        validate_top_level(errors, ["components", index], component)
     for index, component in enumerate(walk_components(components)):
         if component.get("type") == TEXT_INPUT:
             _max_length(errors, ["components", index, "label"], component.get("label"), 45)

@@ -116,3 +116,71 @@ async def test_public_followups_unarchive_a_thread_and_ephemeral_ones_do_not(fak
     await interaction.wait_for_followups(2)
     assert not thread.archived
     assert not interaction.errors
+
+
+def _modal(*components: dict[str, Any]) -> dict[str, Any]:
+    return {"type": 9, "data": {"custom_id": "form", "title": "Form", "components": list(components)}}
+
+
+UPLOAD = {"type": 19, "custom_id": "clip", "file_types": ["audio", ".mp4"]}
+RADIO = {"type": 21, "custom_id": "mode", "options": [{"value": "a", "label": "A"}, {"value": "b", "label": "B"}]}
+
+
+@pytest.mark.parametrize(
+    ("component", "where"),
+    [
+        (UPLOAD, ["type"]),  # a file upload outside a Label
+        ({"type": 1, "components": [RADIO]}, ["components", 0, "type"]),  # a radio group in a row
+        ({"type": 18, "label": "x" * 46, "component": UPLOAD}, ["label"]),
+        ({"type": 18, "label": "Clip", "component": {**UPLOAD, "min_values": 0}}, ["component", "min_values"]),
+        (
+            {"type": 18, "label": "Clip", "component": {**UPLOAD, "file_types": ["sound"]}},
+            ["component", "file_types", 0],
+        ),
+        (
+            {"type": 18, "label": "Mode", "component": {**RADIO, "options": RADIO["options"][:1]}},
+            ["component", "options"],
+        ),
+        ({"type": 18, "label": "Mode", "component": {"type": 2, "style": 1, "custom_id": "b"}}, ["component", "type"]),
+        (
+            {"type": 18, "label": "Say", "component": {"type": 4, "custom_id": "t", "style": 1, "label": "old"}},
+            ["component", "label"],
+        ),
+    ],
+)
+async def test_modal_labels_uploads_and_radio_groups_are_refused_as_the_docs_say(
+    fake_discord: FakeDiscord, start_bot, component, where
+):
+    await _silent_command(fake_discord, start_bot)
+    opened = await fake_discord.slash("silent")
+    status, body = await _callback(fake_discord, opened, _modal(component))
+    assert (status, body["code"]) == (400, 50035)
+    errors = body["errors"]["data"]["components"]["0"]
+    for key in where:
+        errors = errors[str(key)]
+    assert errors["_errors"]
+
+
+async def test_a_modal_upload_submits_attachment_ids_with_their_resolved_files(fake_discord: FakeDiscord, start_bot):
+    await _silent_command(fake_discord, start_bot)
+    opened = await fake_discord.slash("silent")
+    form = _modal(
+        {"type": 18, "label": "Clip", "component": {**UPLOAD, "required": False, "min_values": 0}},
+        {
+            "type": 18,
+            "label": "Mode",
+            "component": {**RADIO, "options": [*RADIO["options"][:1], {**RADIO["options"][1], "default": True}]},
+        },
+    )
+    status, _ = await _callback(fake_discord, opened, form)
+    assert status == 200
+    clip = fake_discord.attachment("riff.mp4", b"x" * 10, content_type="video/mp4")
+    submitted = await fake_discord.submit_modal(opened, {"clip": clip})
+    payload = submitted.data
+    upload, mode = (top["component"] for top in payload["components"])
+    assert upload["values"] == [str(clip.id)]
+    assert payload["resolved"]["attachments"][str(clip.id)]["filename"] == "riff.mp4"
+    assert mode["value"] == "b"  # the default choice
+    big = fake_discord.attachment("long.wav", b"", size=fake_discord.limits.attachment_size_limit + 1)
+    with pytest.raises(ValueError, match="over the member's upload limit"):
+        await fake_discord.submit_modal(opened, {"clip": big})

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.harness import submit, track_posts, wait_for_take, wait_state
+from tests.harness import form_values, submit, track_posts, wait_for_take, wait_state
 from tests.reliability.secrets_watch import BOT_TOKEN, WATCH, token_hits
 
 pytestmark = pytest.mark.slow
@@ -32,9 +32,7 @@ async def test_no_token_in_any_log_line_or_file(world, debug_log_file, tmp_path_
     remix_id = next(b["custom_id"] for b in post.buttons if b["custom_id"].startswith("jamgen:remix:"))
     remix = await fake.click(post, remix_id)
     await remix.wait_for_response()
-    inputs = [c for row in remix.modal["components"] for c in row["components"]]
-    values = {c["custom_id"]: ("continue" if c["label"].lower().startswith("mode") else "1") for c in inputs}
-    submitted = await fake.submit_modal(remix, values)
+    submitted = await fake.submit_modal(remix, form_values(remix.modal, prompt="1", mode="continue", duration="1"))
     await wait_for_take(submitted)
     await fake.drop_gateway(4000)
     await fake.wait_for(lambda: fake.gateway.resumed_count >= 1, timeout=10, what="RESUME")
