@@ -1,8 +1,9 @@
-"""Stems on Discord: asking for them (button, command, menu), their messages, and jamming on one stem.
+"""Stems on Discord: the requests, the buttons under stems, and the stems a bounce of some stems needs.
 
-A take's stems are made once: asking again for a take whose stems are waiting, running or posted
-answers at once with where they are, free. Each stem message carries, per stem, buttons that open
-the remix form with that stem as the input, so the lineage reads "from the drums of k7m2q9xa".
+Asking is ``ask_for_stems`` (``interactions.py``): a take's stems are made once, and asking again for
+a take whose stems are waiting, running or posted answers at once with where they are, free. Each
+stem message carries, per stem, buttons that open the remix form with that stem as the input, so the
+lineage reads "from the drums of k7m2q9xa". Their cards are drawn in ``render.py``.
 """
 
 from __future__ import annotations
