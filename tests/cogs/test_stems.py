@@ -169,3 +169,16 @@ async def test_a_bounce_of_some_stems_splits_the_takes_without_stems_first_then_
     wrong = await jam.fake.slash("session bounce", {"job_id": job_id_of(take), "stems": "kazoo"})
     refused = await wrong.wait_for_original(lambda m: "no stem called kazoo" in m.content, timeout=10)
     assert refused.ephemeral
+
+
+async def test_a_stem_prefix_in_the_remix_form_of_a_take_remixes_that_stem(jam):
+    take = await make_take(jam)
+    stems = await split(jam, take)
+    click = await jam.fake.click(take, custom_id(take, "remix"))
+    await click.wait_for_response()
+    submitted = await jam.fake.submit_modal(
+        click, modal_values(click.modal, prompt="vocals: a choir answers", mode="style")
+    )
+    job = await jam.store.get_job(job_id_of(await wait_for_take(submitted)))
+    assert (job.mode, job.prompt, job.parent_id) == ("style", "a choir answers", job_id_of(stems))
+    assert (job.params["audio_stem"], job.params["audio_stem_of"]) == ("vocals", job_id_of(take))
