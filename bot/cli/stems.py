@@ -31,8 +31,6 @@ from bot.engine.types import EngineError, GenerationRequest, GenerationResult, M
 from bot.engine.validation import CLI_OPTIONS, resolve_model, validate_request
 from bot.errors import UserInputError
 
-DEFAULT_SEPARATOR = "htdemucs"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register this subcommand's options."""
@@ -42,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     separators = ", ".join(name for name, spec in MODELS.items() if spec.separator)
     parser.add_argument(
-        "--model", default=DEFAULT_SEPARATOR, help=f"separator ({separators}; default {DEFAULT_SEPARATOR})"
+        "--model", default=None, help=f"separator ({separators}; default: JAMGEN_STEMS_MODEL, htdemucs unless set)"
     )
     parser.add_argument("--format", choices=audio.OUTPUT_FORMATS, default="mp3", help="file format (default mp3)")
 
@@ -69,7 +67,7 @@ async def build_request(args: argparse.Namespace, settings: Settings) -> tuple[G
     Raises:
         UserInputError: a bad option or input file, naming it.
     """
-    spec = resolve_separator(args.model)
+    spec = resolve_separator(args.model or settings.stems_model)
     check_output_folder(args.output / f"drums.{args.format}")
     limits = audio.AudioLimits.from_settings(settings)
     limits = dataclasses.replace(limits, max_duration_s=min(limits.max_duration_s, spec.max_duration))

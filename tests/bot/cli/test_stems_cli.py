@@ -70,6 +70,12 @@ def test_a_music_model_does_not_split(tmp_path, take):
     assert not (tmp_path / "parts").exists()
 
 
+def test_the_separator_defaults_to_the_bots_stems_model(tmp_path, take):
+    result = _jamgen("stems", take.name, "-o", "parts", cwd=tmp_path, JAMGEN_STEMS_MODEL="debug")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: Model 'debug' makes music; it does not split tracks.")
+
+
 def test_a_file_that_is_not_audio_is_refused_before_the_engine(tmp_path):
     (tmp_path / "notes.mp3").write_text("these are not sounds\n" * 50)
     result = _jamgen("stems", "notes.mp3", "-o", "parts", "--model", "debug-stems", cwd=tmp_path)
