@@ -11,7 +11,14 @@ from discord.ext import commands
 
 from bot.discord.bot import JamBot
 from bot.discord.interactions import report_error
-from bot.discord.remix import RemixModal, audio_attachments, can_answer, explain_hidden_files, remix_reply
+from bot.discord.remix import (
+    RemixModal,
+    audio_attachments,
+    can_answer,
+    explain_hidden_files,
+    open_remix_form,
+    remix_reply,
+)
 from bot.discord.render import job_id_of
 from bot.engine.types import Mode
 from bot.errors import UserInputError
@@ -39,13 +46,7 @@ class Remix(commands.Cog):
         take: app_commands.Range[int, 1, 4] = 1,
     ) -> None:
         """/remix: the remix form, for a take or for an upload."""
-        if job_id is not None:
-            try:
-                job_id = (await self.bot.service.job(job_id.strip().lower())).id
-            except Exception as exc:
-                await report_error(interaction, exc)
-                return
-        await interaction.response.send_modal(RemixModal(self.bot, from_job=job_id, take=take - 1))
+        await open_remix_form(self.bot, interaction, job_id, take - 1)
 
     async def remix_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
         """Apps ▸ Remix with jamgen: opens the remix modal for the message's audio."""

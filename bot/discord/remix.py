@@ -183,6 +183,19 @@ class RemixModal(discord.ui.Modal, title="Remix with jamgen"):
         await report_error(interaction, error)
 
 
+async def open_remix_form(
+    bot: JamBot, interaction: discord.Interaction, job_id: str | None, take: int = 0, *, default_mode: str = "melody"
+) -> None:
+    """Open the remix form for take ``take`` of ``job_id`` (checked first), or for an upload when None."""
+    if job_id is not None:
+        try:
+            job_id = (await bot.service.job(job_id.strip().lower())).id
+        except Exception as exc:
+            await report_error(interaction, exc)
+            return
+    await interaction.response.send_modal(RemixModal(bot, from_job=job_id, take=take, default_mode=default_mode))
+
+
 # ---------------------------------------------------------------------- reply-to-remix
 async def remix_reply(
     bot: JamBot, message: discord.Message, *, own_job: str | None, heard: list[discord.Attachment], default_mode: Mode

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.discord.interactions import bot_of, member_context, report_error
-from bot.discord.remix import RemixModal
+from bot.discord.interactions import bot_of, member_context
+from bot.discord.remix import open_remix_form
 from bot.discord.render import STEM_EMOJI, clip
 from bot.engine.types import STEM_NAMES
 from bot.errors import JamgenError
@@ -68,14 +68,7 @@ class StemRemixButton(
         return cls(match.group("how"), match.group("job"), index, name)
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        bot = bot_of(interaction)
-        try:
-            await bot.service.job(self.job_id)
-        except Exception as exc:
-            await report_error(interaction, exc)
-            return
-        modal = RemixModal(bot, from_job=self.job_id, take=self.index, default_mode=self.how)
-        await interaction.response.send_modal(modal)
+        await open_remix_form(bot_of(interaction), interaction, self.job_id, self.index, default_mode=self.how)
 
 
 # ---------------------------------------------------------------------- the stems' buttons

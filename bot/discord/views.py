@@ -8,7 +8,8 @@ service on every click.
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import discord
 
@@ -21,12 +22,15 @@ from bot.discord.interactions import (
     submit_and_track,
 )
 from bot.discord.jams import post_loop
-from bot.discord.remix import RemixModal
+from bot.discord.remix import open_remix_form
 from bot.discord.render import NO_MENTIONS, job_id_of, render_recipe
 from bot.discord.stems import StemRemixButton, stems_request_for
 from bot.discord.tree import render_tree_pages
 from bot.errors import UserInputError
-from bot.service import Job, NotYourJobError
+from bot.service import JamRequest, Job, NotYourJobError
+
+if TYPE_CHECKING:
+    from bot.discord.bot import JamBot
 
 JOB = r"(?P<job>[a-z0-9]{4,16})"
 TAKE = r"(?::(?P<take>[0-3]))?"
@@ -59,20 +63,34 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"^$"):
         return cls(match.group("job"), None if take is None else int(take))
 
 
+Submit = Callable[["JamBot", discord.Interaction, JamRequest], Awaitable[object]]
+
+
+async def submit_built(
+    interaction: discord.Interaction,
+    build: Callable[[JamBot], Awaitable[JamRequest]],
+    submit: Submit = submit_and_track,
+) -> None:
+    """A button that makes a job: answer privately at once, build its request (a refusal is told), submit it."""
+    bot = bot_of(interaction)
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    try:
+        request = await build(bot)
+    except Exception as exc:
+        await report_error(interaction, exc)
+        return
+    await submit(bot, interaction, request)
+
+
 class RerollButton(JobButton, template=rf"^jamgen:reroll:{JOB}$"):
     """🎲 Same recipe, new seed."""
 
     action, label, emoji = "reroll", "Reroll", "🎲"
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        bot = bot_of(interaction)
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            request = await bot.service.reroll_request(self.job_id, **member_context(interaction))
-        except Exception as exc:
-            await report_error(interaction, exc)
-            return
-        await submit_and_track(bot, interaction, request)
+        await submit_built(
+            interaction, lambda bot: bot.service.reroll_request(self.job_id, **member_context(interaction))
+        )
 
 
 class ExtendButton(JobButton, template=rf"^jamgen:extend:{JOB}{TAKE}$"):
@@ -81,14 +99,8 @@ class ExtendButton(JobButton, template=rf"^jamgen:extend:{JOB}{TAKE}$"):
     action, label, emoji, style = "extend", "Extend", "⏩", discord.ButtonStyle.primary
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        bot = bot_of(interaction)
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            request = await bot.service.extend_request(self.job_id, self.take, **member_context(interaction))
-        except Exception as exc:
-            await report_error(interaction, exc)
-            return
-        await submit_and_track(bot, interaction, request)
+        context = member_context(interaction)
+        await submit_built(interaction, lambda bot: bot.service.extend_request(self.job_id, self.take, **context))
 
 
 class RemixButton(JobButton, template=rf"^jamgen:remix:{JOB}{TAKE}$"):
@@ -97,13 +109,7 @@ class RemixButton(JobButton, template=rf"^jamgen:remix:{JOB}{TAKE}$"):
     action, label, emoji = "remix", "Remix", "🎛"
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        bot = bot_of(interaction)
-        try:
-            await bot.service.job(self.job_id)
-        except Exception as exc:
-            await report_error(interaction, exc)
-            return
-        await interaction.response.send_modal(RemixModal(bot, from_job=self.job_id, take=self.take))
+        await open_remix_form(bot_of(interaction), interaction, self.job_id, self.take)
 
 
 class LoopButton(JobButton, template=rf"^jamgen:loop:{JOB}{TAKE}$"):
@@ -121,14 +127,9 @@ class StemsButton(JobButton, template=rf"^jamgen:stems:{JOB}{TAKE}$"):
     action, label, emoji = "stems", "Stems", "🎚"
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        bot = bot_of(interaction)
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            request = await stems_request_for(bot, interaction, self.job_id, self.take)
-        except Exception as exc:
-            await report_error(interaction, exc)
-            return
-        await ask_for_stems(bot, interaction, request)
+        await submit_built(
+            interaction, lambda bot: stems_request_for(bot, interaction, self.job_id, self.take), ask_for_stems
+        )
 
 
 class RecipeButton(JobButton, template=rf"^jamgen:recipe:{JOB}$"):

@@ -35,12 +35,6 @@ STEM_PICTURE_HEIGHT = 60
 MESSAGE_OVERHEAD_BYTES = 16 * 1024
 
 
-def stem_title(job: Job, stem: str) -> str:
-    """A stem's title: ``drums of k7m2q9xa`` (``drums`` for an attachment's stems)."""
-    source = Recipe.from_job(job).audio or AudioReference()
-    return f"{stem} of {source.from_job}" if source.from_job else stem
-
-
 @dataclass(frozen=True)
 class RenderedTake:
     """One finished take, ready to post.
@@ -262,6 +256,7 @@ class Deliveries:
         The stems share their message's upload limit; when even the lowest bitrate does not fit four in
         one message, they are spread over two messages, then one each, rather than refused.
         """
+        source = (Recipe.from_job(job).audio or AudioReference()).from_job
         picture = self.paths.waveform(job.id, 0)
         await audio.waveform_png(result.audio, result.sample_rate, picture, height=STEM_PICTURE_HEIGHT)
         room = limit - picture.stat().st_size - MESSAGE_OVERHEAD_BYTES
@@ -276,7 +271,9 @@ class Deliveries:
                         result.sample_rate,
                         self.paths.stem(job.id, name),
                         fmt="mp3",
-                        tags=audio.TrackTags(title=stem_title(job, name), recipe=job_recipe(job, take=index)),
+                        tags=audio.TrackTags(
+                            title=f"{name} of {source}" if source else name, recipe=job_recipe(job, take=index)
+                        ),
                         byte_limit=room // per_message,
                         normalization=self.config.level,
                         loudness_target=self.config.loudness_target,

@@ -139,6 +139,12 @@ def cut_excerpt(wav: np.ndarray, spec: ModelSpec, recipe: Recipe) -> tuple[np.nd
     return prompt.audio, window.shape[-1] / sr
 
 
+def refuse_a_stem(job: Job | None) -> None:
+    """Stems are split from takes: a stems job's own outputs are not split again."""
+    if job is not None and job.mode == Mode.STEMS:
+        raise UserInputError("That is already a stem; split the take it came from instead.")
+
+
 class JobInputs:
     """A job's own inputs: the take it works from, the attachment it keeps, the excerpt kept at submit."""
 
@@ -299,8 +305,8 @@ class Intake:
         source = request.audio
         if source is None:
             raise UserInputError("Stems need a take or an audio file to split.")
-        if source.data is None and await self.store.stems_of_job(source.from_job or ""):
-            raise UserInputError("That is already a stem; split the take it came from instead.")
+        if source.data is None:
+            refuse_a_stem(await self.store.get_job(source.from_job or ""))
         self._check_room()
         staged, wav, warnings = await self._stage(source, spec)
         try:

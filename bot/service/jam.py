@@ -26,11 +26,11 @@ import numpy as np
 from bot import audio
 from bot.engine.registry import ModelSpec, get_model_spec
 from bot.engine.types import Engine, Mode
-from bot.errors import InternalError, UserInputError
+from bot.errors import InternalError
 from bot.service.admin import Admin, ServiceStatus
 from bot.service.config import Paths, ServiceConfig
 from bot.service.delivery import Deliverer, Deliveries, Delivery, DeliveryError, RenderedTake
-from bot.service.intake import Intake, JobInputs, ModelPolicy
+from bot.service.intake import Intake, JobInputs, ModelPolicy, refuse_a_stem
 from bot.service.progress import ProgressHub, UpdateCallback
 from bot.service.queue import FairQueue
 from bot.service.recipes import Recipe, job_recipe
@@ -254,8 +254,7 @@ class JamService:
     async def stems_request(self, job_id: str, take: int, **member: Any) -> JamRequest:
         """Split take ``take`` of ``job_id`` into stems, charged to whoever asked (see :meth:`find_stems` first)."""
         job = await self.job(job_id)
-        if job.mode == Mode.STEMS:
-            raise UserInputError("That is already a stem; split the take it came from instead.")
+        refuse_a_stem(job)  # said before anything is downloaded or queued (intake checks it again)
         return JamRequest(**member, mode=Mode.STEMS, audio=AudioInput(from_job=job.id, take=take))
 
     async def submit_stem_remix(self, request: JamRequest, stem: str) -> StemRemixAnswer:
