@@ -18,7 +18,7 @@ ENV PYTHONUNBUFFERED=1 \
 WORKDIR /app
 COPY . .
 
-# As root: Debian's ffmpeg (with libmp3lame), then .venv with the pinned packages and jamgen itself.
+# As root: Debian's ffmpeg (with libmp3lame) and libopus0 (voice), then .venv with the pinned packages and jamgen.
 # The cache mount keeps downloaded wheels between builds, so a code change does not fetch torch again.
 RUN --mount=type=cache,target=/root/.cache/pip \
     PIP_ROOT_USER_ACTION=ignore bash scripts/install.sh \

@@ -284,6 +284,21 @@ class Settings:
     retention_days: int = _setting(
         "JAMGEN_RETENTION_DAYS", 7, "Days output files are kept (rows and recipes stay).", kind="int", low=1, high=3650
     )
+    card_style: str = _setting(
+        "JAMGEN_CARD_STYLE",
+        "v2",
+        "How takes look: v2 (one card per take, the MP3 inside it) or classic (embeds, files under them).",
+        kind="choice",
+        choices=("v2", "classic"),
+    )
+    voice_idle_minutes: float = _setting(
+        "JAMGEN_VOICE_IDLE_MINUTES",
+        5.0,
+        "Minutes a voice jam's channel may stay empty before jamgen leaves it.",
+        kind="float",
+        low=0.01,
+        high=1440,
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: Path | None = None) -> Settings:

@@ -16,6 +16,9 @@ from bot.discord.render import clip
 from bot.errors import UserInputError
 
 
+# Server settings and jam threads need the bot in the server: guild install, guild context only.
+@app_commands.allowed_installs(guilds=True, users=False)
+@app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)
 class Admin(commands.GroupCog, group_name="jam", group_description="jamgen settings for server admins"):
     """The /jam command group."""
 

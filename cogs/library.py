@@ -7,7 +7,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.bot import JamBot
-from bot.discord.interactions import member_context, send_ephemeral
+from bot.discord.interactions import member_context, send_ephemeral, server_of
 from bot.discord.render import COLOUR, clip, message_url
 from bot.service.recipes import Recipe
 
@@ -65,7 +65,7 @@ class Library(commands.Cog):
     @app_commands.command(name="jobs", description="Your recent jobs")
     async def jobs(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        jobs = await self.bot.service.user_jobs(interaction.user.id, interaction.guild_id)
+        jobs = await self.bot.service.user_jobs(interaction.user.id, server_of(interaction))
         if not jobs:
             await send_ephemeral(interaction, "You have no jobs yet. Try `/generate`.")
             return

@@ -22,18 +22,25 @@ from bot.discord.render import NO_MENTIONS, bounce_embed, clip, render_summary, 
 from bot.discord.stems import split_for_bounce
 from bot.discord.tree import render_tree_pages
 from bot.discord.views import TreePageButton, tree_view
+from bot.discord.votes import DEFAULT_POLL_HOURS, MAX_POLL_HOURS, VoteWatcher, build_poll, message_results
 from bot.errors import UserInputError
 from bot.service.bounce import StemsMissingError, parse_stems
 from bot.service.sessions import SessionService
+from cogs import voice
 
 log = logging.getLogger("jamgen.cogs.sessions")
 
 
+# Server settings and jam threads need the bot in the server: guild install, guild context only.
+@app_commands.allowed_installs(guilds=True, users=False)
+@app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)
 class Sessions(commands.GroupCog, group_name="session", group_description="Jam sessions: a thread per jam"):
     """The /session command group and reaction counting (each take's place in its jam is the deliverer's)."""
 
     def __init__(self, bot: JamBot) -> None:
         self.bot = bot
+        self.votes = VoteWatcher(bot)
+        self._resumed = False
         super().__init__()
 
     @property
@@ -46,6 +53,7 @@ class Sessions(commands.GroupCog, group_name="session", group_description="Jam s
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(TreePageButton)
+        self.votes.stop()
 
     # ------------------------------------------------------------- start
     @app_commands.command(name="start", description="Open a jam: a thread where every take shares tempo and key")
@@ -197,6 +205,7 @@ class Sessions(commands.GroupCog, group_name="session", group_description="Jam s
         context = member_context(interaction)
         summary = await self.sessions.end(session, user_id=context["user_id"], is_admin=context["is_admin"])
         await post_public(interaction, "🏁 Jam ended; its thread is archived.", content=render_summary(summary))
+        await self.bot.voice_jams.end_session(summary.session)
         thread = interaction.channel
         if not isinstance(thread, discord.Thread):
             return
@@ -210,6 +219,109 @@ class Sessions(commands.GroupCog, group_name="session", group_description="Jam s
         except discord.HTTPException as exc:
             log.warning("session %s: could not archive its thread: %s", session.id, exc.status)
             await send_ephemeral(interaction, "🏁 Jam ended, but jamgen may not archive the thread (Manage Threads).")
+
+    # ------------------------------------------------------------- voice jams (cogs/voice.py)
+    @app_commands.command(
+        name="voice", description="Play the jam's takes in a voice channel, show what plays, or leave"
+    )
+    @app_commands.describe(
+        channel="Where to play (default: the voice channel you are in)",
+        leave="Leave the voice channel",
+    )
+    async def voice(
+        self,
+        interaction: discord.Interaction,
+        channel: discord.VoiceChannel | discord.StageChannel | None = None,
+        leave: bool = False,
+    ) -> None:
+        await voice.voice(self.bot, interaction, channel, leave)
+
+    @app_commands.command(name="play", description="Queue a take, or the bounce of a chain, in the jam's voice channel")
+    @app_commands.describe(
+        job_id="The take to play",
+        take="Which take of that job (1-4)",
+        bounce="Play the bounce of the chain that leads to this take instead",
+    )
+    async def play(
+        self,
+        interaction: discord.Interaction,
+        job_id: app_commands.Range[str, 4, 16] | None = None,
+        take: app_commands.Range[int, 1, 4] = 1,
+        bounce: app_commands.Range[str, 4, 16] | None = None,
+    ) -> None:
+        await voice.play(self.bot, interaction, job_id, take, bounce)
+
+    @app_commands.command(name="skip", description="Skip what plays now in the jam's voice channel")
+    async def skip(self, interaction: discord.Interaction) -> None:
+        await voice.skip(self.bot, interaction)
+
+    # ------------------------------------------------------------- best-take votes
+    @app_commands.command(name="vote", description="Post a poll: which of the jam's takes is the best?")
+    @app_commands.describe(hours=f"How long the poll stays open, in hours (default {DEFAULT_POLL_HOURS})")
+    async def vote(
+        self, interaction: discord.Interaction, hours: app_commands.Range[int, 1, MAX_POLL_HOURS] = DEFAULT_POLL_HOURS
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        session = await self.sessions.require(interaction.channel_id)
+        context = member_context(interaction)
+        plan = await self.sessions.votes.plan(session, user_id=context["user_id"], is_admin=context["is_admin"])
+        thread = interaction.channel
+        if not isinstance(thread, discord.Thread):
+            raise UserInputError("Start the vote inside the jam's thread.")
+        names = {job.user_id: await display_name(interaction, job.user_id) for job, _ in plan.takes}
+        try:
+            message = await thread.send(
+                f"🗳️ <@{interaction.user.id}> asks: which take is the jam's best? One vote each.",
+                poll=build_poll(plan, names, hours),
+                allowed_mentions=NO_MENTIONS,
+            )
+        except discord.Forbidden as exc:
+            raise UserInputError("jamgen may not post polls here: it needs Send Polls in this channel.") from exc
+        assert message.poll is not None
+        assert message.poll.expires_at is not None
+        poll = await self.sessions.votes.remember(
+            plan, message_id=message.id, channel_id=thread.id, ends_at=message.poll.expires_at
+        )
+        self.votes.watch(poll)
+        await send_ephemeral(interaction, f"🗳️ Poll posted: {message.jump_url} ({len(plan.takes)} takes, {hours} h).")
+
+    @app_commands.command(name="endvote", description="Close the jam's best-take poll now and announce the winner")
+    async def endvote(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        session = await self.sessions.require(interaction.channel_id)
+        context = member_context(interaction)
+        poll = await self.sessions.votes.open_poll(session, user_id=context["user_id"], is_admin=context["is_admin"])
+        thread = interaction.channel
+        if not isinstance(thread, discord.Thread):
+            raise UserInputError("End the vote inside the jam's thread.")
+        try:
+            ended = await thread.get_partial_message(poll.message_id).end_poll()
+        except discord.HTTPException as exc:
+            log.warning("session %s: could not end poll %s: %s", session.id, poll.message_id, exc.status)
+            raise UserInputError("Discord would not end that poll (it may have just closed); try again.") from exc
+        counts = message_results(ended)
+        if counts is not None:  # else Discord is still tallying: the update event (or the timer) brings it
+            await self.votes.finish(poll, counts)
+        await send_ephemeral(interaction, "🗳️ Poll ended; the winner is announced in the thread.")
+
+    @commands.Cog.listener()
+    async def on_ready(self) -> None:
+        """After (re)connecting: polls that closed while jamgen was away are announced now."""
+        if not self._resumed:
+            self._resumed = True
+            await self.votes.resume()
+
+    @commands.Cog.listener()
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        """Discord finalizes a poll with MESSAGE_UPDATE (results.is_finalized)."""
+        if "poll" in payload.data:
+            await self.votes.on_message_data(payload.message_id, payload.data)
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        """Discord's POLL_RESULT message points at the closed poll."""
+        if message.type is discord.MessageType.poll_result and message.reference and message.reference.message_id:
+            await self.votes.on_poll_result(message.reference.message_id)
 
     # ------------------------------------------------------------- reactions
     @commands.Cog.listener()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install everything jamgen needs into .venv: Debian's ffmpeg (when missing and we are root),
+# Install everything jamgen needs into .venv: Debian's ffmpeg and libopus0 (when missing and we are root),
 # the pinned Python packages, audiocraft (tts-webui-audiocraft, --no-deps) and jamgen itself.
 # Idempotent: a second run checks a hash of the inputs and returns at once.
 # Used by `make run`, `make test`, .ci/run and the Dockerfile: one recipe, no drift.
@@ -14,13 +14,25 @@ DEV=0
 
 say() { printf 'install: %s\n' "$*" >&2; }
 
+# Debian packages: ffmpeg (decoding, MP3s) and libopus0 (discord.py's voice encodes Opus with it).
+debs=()
 if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then
+  debs+=(ffmpeg)
+fi
+if ! { ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null; } | grep -q 'libopus\.so\.0'; then
+  debs+=(libopus0)
+fi
+# The tests' fake Discord serves voice over TLS with a throwaway certificate made by the openssl CLI.
+if [ "$DEV" = "1" ] && ! command -v openssl >/dev/null 2>&1; then
+  debs+=(openssl)
+fi
+if [ "${#debs[@]}" -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    say "installing Debian's ffmpeg"
+    say "installing Debian's ${debs[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${debs[@]}" >/dev/null
   else
-    say "ffmpeg is missing. Install it first, e.g.: sudo apt-get install -y ffmpeg"
+    say "${debs[*]} missing. Install first, e.g.: sudo apt-get install -y ${debs[*]}"
     exit 1
   fi
 fi

@@ -562,13 +562,24 @@ def form_values(modal: dict[str, Any], **by_label: Any) -> dict[str, Any]:
     return values
 
 
+CARD_JOB_LINE = re.compile(r"^-# job ([a-z0-9]+) ", re.MULTILINE)
+
+
 def job_id_of(message: Any) -> str | None:
-    """The job id in a result message's embed footer ("job <id> · take 1/1 · by jamgen"), if it has one."""
+    """The job id of a result message: its embed footer ("job <id> · take 1/1 · by jamgen"), or a take card's
+    last "-# job <id> · …" line (Components V2)."""
     for embed in message.embeds:
         text = (embed.get("footer") or {}).get("text", "")
         if text.startswith("job "):
             return text.split()[1]
-    return None
+    texts = [c.get("content", "") for c in message.all_components() if c.get("type") == 10]
+    found = CARD_JOB_LINE.findall("\n".join(texts))
+    return found[-1] if found else None
+
+
+def is_take(message: Any) -> bool:
+    """Whether a message is a result message of a take (either card style)."""
+    return bool(message.attachments) and job_id_of(message) is not None
 
 
 def track_posts(fake: FakeDiscord, job_id: str) -> list[Any]:

@@ -2,7 +2,6 @@
 
 import ast
 import re
-import struct
 import sys
 from pathlib import Path
 
@@ -153,17 +152,16 @@ def test_the_knobs_table_states_the_real_defaults():
     assert rows["eval_q"].split("|")[2].strip() == str(defaults.eval_q)
 
 
-def test_the_result_picture_is_a_small_png_marked_as_a_mock_up():
-    match = re.search(r"!\[[^\]]*\]\((docs/img/[^)]+\.png)\)\n\n\*([^*]+)\*", README)
+def test_the_result_picture_is_a_small_drawing_marked_as_not_a_screenshot():
+    match = re.search(r"!\[[^\]]*\]\((docs/img/[^)]+\.svg)\)\n\n\*([^*]+)\*", README)
     assert match, "README needs a picture followed by its caption"
-    assert "mock-up" in match.group(2).lower()
-    picture = ROOT / match.group(1)
-    data = picture.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = struct.unpack(">II", data[16:24])
-    assert 400 <= width <= 1600
-    assert 200 <= height <= 1200
-    assert len(data) < 200 * 1024
+    assert "not a screenshot" in match.group(2).lower()
+    picture = (ROOT / match.group(1)).read_text()
+    size = re.match(r'<svg [^>]*width="(\d+)" height="(\d+)"', picture)
+    assert size, "an SVG with its size"
+    assert 400 <= int(size.group(1)) <= 1600
+    assert 200 <= int(size.group(2)) <= 1200
+    assert len(picture) < 200 * 1024
 
 
 @pytest.mark.parametrize(("name", "text"), [("README.md", README), ("docs/ARCHITECTURE.md", ARCHITECTURE)])

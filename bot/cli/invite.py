@@ -1,4 +1,5 @@
-"""`jamgen invite`: the OAuth2 URL that adds jamgen to a server with the least permissions it needs.
+"""`jamgen invite`: the OAuth2 URLs that add jamgen to a server (with the least permissions it needs) or to a
+member's own account (a user install: its commands in any DM or server, answered privately).
 
 The application id comes from ``--app-id``, else ``DISCORD_APP_ID``, else the bot token (whose first
 part is the bot's user id, which for a bot equals its application id). Nothing is sent to Discord.
@@ -16,6 +17,10 @@ from bot.errors import UserInputError
 
 AUTHORIZE_URL = "https://discord.com/oauth2/authorize"
 SCOPES = ("bot", "applications.commands")
+# A user install has no bot user and no permissions: only the commands (resources/application.mdx
+# "Installation Context": user-installed apps "don't require any server-specific permissions").
+USER_SCOPES = ("applications.commands",)
+GUILD_INSTALL, USER_INSTALL = 0, 1
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,9 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission("Read Message History", 16, "read the message a reply points at (reply-to-remix)"),
     Permission("Create Public Threads", 35, "open a thread for each jam session (/session start)"),
     Permission("Pin Messages", 51, "pin a jam session's header in its thread"),
+    Permission("Connect", 20, "join a voice channel to play a jam (/session voice)"),
+    Permission("Speak", 21, "play takes in that voice channel"),
+    Permission("Send Polls", 49, "post a jam's best-take poll (/session vote)"),
 )
 
 
@@ -65,11 +73,21 @@ def invite_url(app_id: int, *, guild_id: int | None = None) -> str:
     query: dict[str, str | int] = {
         "client_id": app_id,
         "permissions": permission_integer(),
-        "integration_type": 0,  # added to a server, not to a user's account
+        "integration_type": GUILD_INSTALL,  # added to a server, not to a user's account
         "scope": " ".join(SCOPES),
     }
     if guild_id:
         query |= {"guild_id": guild_id, "disable_guild_select": "true"}
+    return f"{AUTHORIZE_URL}?{urlencode(query)}"
+
+
+def user_install_url(app_id: int) -> str:
+    """The OAuth2 URL that adds jamgen's commands to the member's own account (no bot, no permissions).
+
+    Args:
+        app_id: the application id.
+    """
+    query = {"client_id": app_id, "integration_type": USER_INSTALL, "scope": " ".join(USER_SCOPES)}
     return f"{AUTHORIZE_URL}?{urlencode(query)}"
 
 
@@ -112,11 +130,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--app-id", type=_positive_id, help="application id (default: DISCORD_APP_ID, else the token's)"
     )
     parser.add_argument("--guild", type=_positive_id, metavar="GUILD_ID", help="preselect this server")
-    parser.add_argument("--url-only", action="store_true", help="print only the URL")
+    parser.add_argument(
+        "--url-only", action="store_true", help="print only the URLs (the server's, then the user install's)"
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Print the invite URL and what each permission is for.
+    """Print both install URLs and what each permission is for.
 
     Args:
         args: parsed arguments.
@@ -125,11 +145,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     Returns:
         0.
     """
-    url = invite_url(resolve_app_id(args.app_id, settings), guild_id=args.guild)
-    print(url)
-    if not args.url_only:
-        print(f"\nOpen it as a server admin (Manage Server). Scopes: {' '.join(SCOPES)}. Permissions:")
-        for p in PERMISSIONS:
-            print(f"  {p.name:<25} {p.why}")
-        print("Privileged intents: none. Message Content only if JAMGEN_MESSAGE_CONTENT_INTENT=true (README).")
+    app_id = resolve_app_id(args.app_id, settings)
+    if args.url_only:
+        print(invite_url(app_id, guild_id=args.guild))
+        print(user_install_url(app_id))
+        return 0
+    print("Add jamgen to a server (open it as a server admin, with Manage Server):")
+    print(invite_url(app_id, guild_id=args.guild))
+    print(f"Scopes: {' '.join(SCOPES)}. Permissions:")
+    for p in PERMISSIONS:
+        print(f"  {p.name:<25} {p.why}")
+    print("Privileged intents: none. Message Content only if JAMGEN_MESSAGE_CONTENT_INTENT=true (README).")
+    print("\nAdd jamgen to your own account (a user install: /generate in any DM or server, even without the bot):")
+    print(user_install_url(app_id))
+    print(f"Scopes: {' '.join(USER_SCOPES)}. No permissions. Enable both install types in the developer portal")
+    print("(Installation → Installation Contexts: Guild Install and User Install).")
     return 0

@@ -20,6 +20,7 @@ from bot.discord.delivery import DiscordDeliverer
 from bot.discord.interactions import report_error
 from bot.discord.jams import JamPlaces
 from bot.discord.render import NO_MENTIONS
+from bot.discord.voice import PlayButtons, VoiceJams
 from bot.service import JamService
 from bot.service.sessions import SessionService
 
@@ -33,6 +34,7 @@ EXTENSIONS = (
     "cogs.library",
     "cogs.admin",
     "cogs.sessions",
+    "cogs.voice",
 )
 
 
@@ -47,6 +49,7 @@ class JamBot(commands.Bot):
 
     # Built in ``setup_hook``, before any extension loads and before the service starts.
     deliverer: DiscordDeliverer
+    voice_jams: VoiceJams
 
     def __init__(self, settings: Settings, service: JamService, **options: Any) -> None:
         intents = discord.Intents.default()
@@ -56,6 +59,10 @@ class JamBot(commands.Bot):
             intents=intents,
             help_command=None,
             allowed_mentions=NO_MENTIONS,
+            # Every command is installable to a server and to a member's account, and usable in servers,
+            # the bot's DMs and other DMs; commands that need the bot in the server narrow this in their cog.
+            allowed_installs=app_commands.AppInstallationType(guild=True, user=True),
+            allowed_contexts=app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=True),
             **options,
         )
         self.settings = settings
@@ -84,11 +91,14 @@ class JamBot(commands.Bot):
             result_view=views.result_view,
             progress_view=views.progress_view,
             stems_view=stems.stems_view,
-            hooks=[JamPlaces(self, self.service)],
+            hooks=[JamPlaces(self, self.service), PlayButtons(self)],
+            card_style=self.settings.card_style,
         )
 
     async def setup_hook(self) -> None:
         self.deliverer = self.build_deliverer()
+        self.voice_jams = VoiceJams(self, idle_minutes=self.settings.voice_idle_minutes)
+        self.service.delivered_listeners.append(self.voice_jams.delivered)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         self.tree.error(self.on_app_command_error)
@@ -135,6 +145,8 @@ class JamBot(commands.Bot):
     async def close(self) -> None:
         for task in list(self._expiring):
             task.cancel()
+        if hasattr(self, "voice_jams"):
+            await self.voice_jams.close()
         await self.service.close()
         await super().close()
 

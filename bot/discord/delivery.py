@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import discord
 
+from bot.discord.cards import header_text, take_card
 from bot.discord.render import (
     job_id_of,
     message_url,
@@ -29,6 +30,7 @@ from bot.discord.render import (
     stems_files,
 )
 from bot.service import Delivery, DeliveryError, JamService, Job, JobUpdate, Mode, Phase, RenderedTake
+from bot.service.requests import is_personal
 
 log = logging.getLogger("jamgen.discord")
 
@@ -40,6 +42,11 @@ UPLOAD_TIMEOUT_S = 120.0
 # Before posting a track again (a retry, a redelivery after a restart), this many channel messages since
 # the job was made are searched for an earlier post of it.
 HISTORY_SCAN_LIMIT = 500
+# Discord allows at most 5 followups per interaction where the app is only installed to the member
+# (interactions/receiving-and-responding.mdx "Create Followup Message").
+PERSONAL_FOLLOWUPS = 5
+# A personal job whose ETA at submit leaves less than this of the token's life is delivered by DM.
+ETA_MARGIN = dt.timedelta(minutes=1)
 
 ResultView = Callable[[Job, int], discord.ui.View]
 """The buttons under a finished job with that many takes."""
@@ -58,10 +65,16 @@ class LiveJob:
     Args:
         interaction: the slash command/button/modal interaction that asked, if any.
         progress_message: a channel message showing progress (reply-to-remix jobs).
+        personal: asked where jamgen is not installed (``is_personal``): answered only through the interaction.
+        by_dm: deliver by DM (the member was told on the receipt that the token would not last).
+        followups: followups this interaction already used (Discord allows a personal one 5).
     """
 
     interaction: discord.Interaction | None = None
     progress_message: discord.Message | None = None
+    personal: bool = False
+    by_dm: bool = False
+    followups: int = 0
     # Set once the receipt is shown, so a fast job's result never gets overwritten by it.
     shown: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -71,9 +84,9 @@ class LiveJob:
             await asyncio.wait_for(self.shown.wait(), 10)
 
 
-def interaction_alive(interaction: discord.Interaction) -> bool:
+def interaction_alive(interaction: discord.Interaction, lifetime: dt.timedelta = TOKEN_LIFETIME) -> bool:
     """Whether the interaction's token can still be used (with a safety margin)."""
-    return discord.utils.utcnow() - interaction.created_at < TOKEN_LIFETIME
+    return discord.utils.utcnow() - interaction.created_at < lifetime
 
 
 class DiscordDeliverer:
@@ -91,6 +104,7 @@ class DiscordDeliverer:
         progress_view: the buttons under a waiting or running job.
         stems_view: the buttons under a message of stems (none without it).
         hooks: run in order on each take's message before it is posted (a jam adds the take's place).
+        card_style: ``v2`` (a take card, Components V2) or ``classic`` (embeds, files under them).
     """
 
     def __init__(
@@ -102,6 +116,7 @@ class DiscordDeliverer:
         progress_view: ProgressView,
         stems_view: StemsView | None = None,
         hooks: Iterable[DeliveryHook] = (),
+        card_style: str = "v2",
     ) -> None:
         self.client = client
         self.service = service
@@ -109,8 +124,14 @@ class DiscordDeliverer:
         self.progress_view = progress_view
         self.stems_view = stems_view
         self.hooks = tuple(hooks)
+        self.card_style = card_style
         self.upload_timeout_s = UPLOAD_TIMEOUT_S
+        self.token_lifetime = TOKEN_LIFETIME
         self.live: dict[str, LiveJob] = {}
+
+    def outlives_token(self, eta_s: float | None) -> bool:
+        """Whether a job ready in ``eta_s`` would come after its interaction's token died (unknown: no)."""
+        return eta_s is not None and dt.timedelta(seconds=eta_s) + ETA_MARGIN > self.token_lifetime
 
     # ------------------------------------------------------------------ progress
     def track(self, job_id: str, live: LiveJob) -> None:
@@ -163,7 +184,8 @@ class DiscordDeliverer:
         live = self.live.get(job.id)
         if live is not None:
             await live.wait_shown()
-        found = await self._find_posted(job) if delivery.retry else None
+        # A personal job's channel is not jamgen's to read: no history scan (a retry may post it twice).
+        found = await self._find_posted(job) if delivery.retry and not is_personal(job) else None
         if found is not None:
             log.info("job %s: an earlier try already posted it (message %s); not posting again", job.id, found.id)
             posted = [found]
@@ -178,14 +200,18 @@ class DiscordDeliverer:
     async def _post_take(self, delivery: Delivery, live: LiveJob | None) -> discord.Message:
         job = delivery.job
         parent_url = await self._parent_url(job)
-        content = f"<@{job.user_id}> here's your take." if job.takes == 1 else f"<@{job.user_id}> here are your takes."
+        v2 = self.card_style == "v2"
         kwargs: dict[str, Any] = {
-            "content": content,
-            "embeds": result_embeds(delivery, parent_url),
+            "content": header_text(job.user_id, job.takes),
             "view": self.result_view(job, len(delivery.takes)),
         }
+        if not v2:
+            kwargs["embeds"] = result_embeds(delivery, parent_url)
+        # Hooks see the same kwargs in both styles; a take card carries the (hooked) content in its first text.
         for hook in self.hooks:
             await hook(delivery, kwargs)
+        if v2:
+            kwargs["view"] = take_card(delivery, parent_url, kwargs.pop("content") or "", kwargs["view"])
         return await self._send(job, live, lambda: result_files(delivery), kwargs)
 
     async def _post_stems(self, delivery: Delivery, live: LiveJob | None) -> list[discord.Message]:
@@ -208,6 +234,8 @@ class DiscordDeliverer:
         self, job: Job, live: LiveJob | None, files: Callable[[], list[discord.File]], kwargs: dict[str, Any]
     ) -> discord.Message:
         """Post in the job's channel; where the bot may not, as a followup while the member's interaction lives."""
+        if is_personal(job):
+            return await self._send_personal(job, live, files, kwargs)
         try:
             return await asyncio.wait_for(self._post_in_channel(job, files=files(), **kwargs), self.upload_timeout_s)
         except (discord.Forbidden, discord.NotFound) as exc:
@@ -224,10 +252,13 @@ class DiscordDeliverer:
     async def _resolve_progress(self, job: Job, live: LiveJob | None, posted: discord.Message) -> None:
         """The member's progress message, private or public, now points to (or gives way to) the take."""
         if live is not None and live.interaction is not None and interaction_alive(live.interaction):
+            # A personal job's server is the interaction's (the job has none); a DM's link is "@me".
+            personal_guild = live.interaction.guild_id if posted.channel.id == live.interaction.channel_id else None
+            guild_id = personal_guild if is_personal(job) else job.guild_id
             with contextlib.suppress(discord.HTTPException):
                 await live.interaction.edit_original_response(
                     # Followup messages come back without their guild, so their own jump_url says "@me".
-                    content=f"✅ `{job.id}` is ready: {message_url(job.guild_id, posted.channel.id, posted.id)}",
+                    content=f"✅ `{job.id}` is ready: {message_url(guild_id, posted.channel.id, posted.id)}",
                     view=None,
                 )
         elif live is not None and live.progress_message is not None:
@@ -248,13 +279,61 @@ class DiscordDeliverer:
 
     async def notify_failure(self, job: Job, message: str) -> None:
         live = self.live.pop(job.id, None)
-        if live and live.interaction and interaction_alive(live.interaction):
+        personal_room = live is None or not live.personal or live.followups < PERSONAL_FOLLOWUPS
+        if live and live.interaction and interaction_alive(live.interaction) and personal_room:
             with contextlib.suppress(discord.HTTPException):
+                live.followups += 1
                 await live.interaction.followup.send(f"⚠️ `{job.id}`: {message}", ephemeral=True)
                 return
+        if is_personal(job):
+            # Never the channel: by DM, or (DMs closed) only the log.
+            try:
+                await self._send_dm(job, content=f"⚠️ `{job.id}`: {message}")
+            except discord.HTTPException as exc:
+                log.info("job %s: could not tell its member by DM: %s", job.id, exc.status)
+            return
         if live is None:
             await self._delete_stored_progress(job)
         await self._post_in_channel(job, content=f"<@{job.user_id}> ⚠️ `{job.id}`: {message}")
+
+    async def _send_personal(
+        self, job: Job, live: LiveJob | None, files: Callable[[], list[discord.File]], kwargs: dict[str, Any]
+    ) -> discord.Message:
+        """A personal job's take: a followup while the interaction lives and has followups left, else by DM."""
+        interaction = live.interaction if live is not None else None
+        if (
+            live is not None
+            and interaction is not None
+            and not live.by_dm
+            and live.followups < PERSONAL_FOLLOWUPS
+            and interaction_alive(interaction, self.token_lifetime)
+        ):
+            live.followups += 1
+            try:
+                return await asyncio.wait_for(
+                    interaction.followup.send(files=files(), allowed_mentions=owner_only(job), wait=True, **kwargs),
+                    self.upload_timeout_s,
+                )
+            except discord.HTTPException as exc:
+                if exc.status not in (401, 404):
+                    raise
+                # The token died (or its message is gone) after all: the DM still reaches the member.
+                log.info("job %s: its interaction no longer answers (%s); delivering by DM", job.id, exc.status)
+                live.by_dm = True
+        try:
+            return await asyncio.wait_for(self._send_dm(job, files=files(), **kwargs), self.upload_timeout_s)
+        except discord.Forbidden as exc:
+            # 50007: the member does not accept DMs from jamgen; nothing else can reach them here.
+            raise DeliveryError(
+                "your DMs are closed to jamgen, so it could not send you the take. Allow direct messages from "
+                "server members or apps, then ask again.",
+                retriable=False,
+            ) from exc
+
+    async def _send_dm(self, job: Job, **kwargs: Any) -> discord.Message:
+        """A message to the job's member in their DM with jamgen (Create DM, then post)."""
+        dm = await self.client.create_dm(discord.Object(job.user_id))
+        return await dm.send(allowed_mentions=owner_only(job), **kwargs)
 
     async def _channel(self, channel_id: int) -> discord.abc.Messageable:
         channel = self.client.get_channel(channel_id) or await self.client.fetch_channel(channel_id)

@@ -26,6 +26,7 @@ log = logging.getLogger("jamgen.discord")
 DOWNLOAD_CHUNK = 64 * 1024
 DOWNLOAD_TIMEOUT_S = 60.0
 ADMIN_PERMS = discord.Permissions(manage_guild=True)
+DM_NOTE = "⏳ This will take longer than Discord lets me answer here; I'll DM you the take."
 POSTING_PERMISSIONS = {
     "view_channel": "View Channel",
     "send_messages": "Send Messages",
@@ -129,20 +130,40 @@ async def settings_text(bot: JamBot, guild_id: int | None) -> str:
 
 
 # ---------------------------------------------------------------------- who asks, and may jamgen answer
+def is_personal(interaction: discord.Interaction) -> bool:
+    """Whether jamgen is not installed where the member asks: a DM, or a server reached through a user install.
+
+    Discord's ``authorizing_integration_owners`` names the server under key "0" only when jamgen is installed
+    there (``is_guild_integration``); then it behaves as a server bot, else the request is the member's own.
+    """
+    return interaction.guild_id is None or not interaction.is_guild_integration()
+
+
 def member_context(interaction: discord.Interaction) -> dict[str, Any]:
-    """Who is asking, for a JamRequest: ids, roles, admin flag, upload limit, where to deliver."""
+    """Who is asking, for a JamRequest: ids, roles, admin flag, upload limit, where to deliver.
+
+    A personal request (:func:`is_personal`) has no server: the member's own quota (the DM ledger), the
+    global defaults, no role tiers or server admin rights.
+    """
     user = interaction.user
-    roles = tuple(r.id for r in getattr(user, "roles", ()) if r.id != interaction.guild_id)
-    perms = getattr(user, "guild_permissions", None)
+    personal = is_personal(interaction)
+    roles = () if personal else tuple(r.id for r in getattr(user, "roles", ()) if r.id != interaction.guild_id)
+    perms = None if personal else getattr(user, "guild_permissions", None)
     return {
         "user_id": user.id,
-        "guild_id": interaction.guild_id,
+        "guild_id": None if personal else interaction.guild_id,
         "channel_id": interaction.channel_id,
         "role_ids": roles,
         "is_admin": bool(perms and perms.manage_guild),
         "upload_limit_bytes": interaction.filesize_limit,
         "interaction_id": interaction.id,
+        "personal": personal,
     }
+
+
+def server_of(interaction: discord.Interaction) -> int | None:
+    """The server whose settings apply to an interaction (None for a personal one)."""
+    return None if is_personal(interaction) else interaction.guild_id
 
 
 def is_guild_admin(interaction: discord.Interaction) -> bool:
@@ -168,8 +189,8 @@ def missing_posting_permissions(
 
 def check_can_post(interaction: discord.Interaction) -> None:
     """Refuse up front, privately, when jamgen could not post the track in this channel."""
-    if interaction.guild_id is None:
-        return
+    if is_personal(interaction):
+        return  # delivered through the interaction (or by DM), never posted in the channel
     in_thread = isinstance(interaction.channel, discord.Thread)
     missing = missing_posting_permissions(interaction.app_permissions, in_thread=in_thread)
     if missing:
@@ -183,7 +204,7 @@ def check_can_post(interaction: discord.Interaction) -> None:
 async def _model_choices(
     interaction: discord.Interaction, current: str, mode: Mode | None
 ) -> list[app_commands.Choice[str]]:
-    names = await bot_of(interaction).service.models_for_guild(interaction.guild_id, mode=mode)
+    names = await bot_of(interaction).service.models_for_guild(server_of(interaction), mode=mode)
     return [app_commands.Choice(name=n, value=n) for n in names if current.lower() in n.lower()][:25]
 
 
@@ -259,7 +280,7 @@ async def submit_command(
         data = await read_attachment(bot, attachment)
         fields["audio"] = AudioInput(data=data, filename=attachment.filename, **(source or {}))
     if fields.get("model") is None and fields["mode"] != Mode.TEXT:
-        fields["model"] = await bot.service.default_model_for(interaction.guild_id, fields["mode"])
+        fields["model"] = await bot.service.default_model_for(server_of(interaction), fields["mode"])
     await submit_and_track(bot, interaction, JamRequest(**member_context(interaction), **fields))
 
 
@@ -303,7 +324,11 @@ async def submit_and_track(
     if receipt is None:
         await send_ephemeral(interaction, note)
         return None
-    live = LiveJob(interaction=interaction)
+    live = LiveJob(interaction=interaction, personal=request.personal)
+    if request.personal and bot.deliverer.outlives_token(receipt.eta_s):
+        # The interaction's token would be dead before the take is: say so now, and send it by DM.
+        live.by_dm = True
+        note = "\n".join(filter(None, (note, DM_NOTE)))
     bot.deliverer.track(receipt.job_id, live)
     try:
         message = await interaction.edit_original_response(

@@ -103,9 +103,30 @@ class JamPlaces:
                 log.info("jam line of %s not refreshed: its thread is archived", parent.id)
                 return
             message = await channel.fetch_message(parent.delivered_message_ids[0])
+            if message.flags.components_v2:
+                await _refresh_card(message, line)
+                return
             kept = [text for text in message.content.splitlines() if not text.startswith(JAM_LINE)]
             content = clip("\n".join([*kept, line]), 2000)
             if content != message.content:
                 await message.edit(content=content, allowed_mentions=NO_MENTIONS)
         except discord.HTTPException as exc:
             log.info("could not update the jam line of %s: %s", parent.id, exc.status)
+
+
+def with_place(text: str, line: str) -> str:
+    """A take card's first text with ``line`` as its jam line, just under the mention (any older one goes)."""
+    kept = [row for row in text.splitlines() if not row.startswith(JAM_LINE)]
+    return "\n".join([*kept[:1], line, *kept[1:]])
+
+
+async def _refresh_card(message: discord.Message, line: str) -> None:
+    """A V2 take card cannot take ``content``: its first text display gets the jam line instead."""
+    view = discord.ui.LayoutView.from_message(message, timeout=None)
+    first = next((item for item in view.walk_children() if isinstance(item, discord.ui.TextDisplay)), None)
+    if first is None:
+        return
+    text = with_place(first.content, line)
+    if text != first.content:
+        first.content = text
+        await message.edit(view=view, allowed_mentions=NO_MENTIONS)

@@ -15,6 +15,7 @@ from bot.discord.interactions import (
     missing_posting_permissions,
     read_attachment,
     report_error,
+    server_of,
     submit_and_track,
     submit_request,
 )
@@ -169,7 +170,7 @@ class RemixModal(discord.ui.Modal, title="Remix with jamgen"):
             mode=mode,
             prompt=prompt.strip(),
             duration=parse_duration(self.duration.value),
-            model=await self.bot.service.default_model_for(interaction.guild_id, mode),
+            model=await self.bot.service.default_model_for(server_of(interaction), mode),
             audio=audio,
             parent_id=self.parent_id or self.from_job,
         )

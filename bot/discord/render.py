@@ -18,6 +18,8 @@ from bot.service.sessions import BounceResult, LoopResult, Session, SessionSumma
 NO_MENTIONS = discord.AllowedMentions.none()
 COLOUR = discord.Colour.from_rgb(124, 92, 255)
 JOB_FOOTER = re.compile(r"\bjob ([a-z0-9]{4,16})\b")
+# A take card's small last line (bot/discord/cards.py); only that line, so a prompt saying "job x" is not read.
+CARD_JOB_LINE = re.compile(r"^-# job ([a-z0-9]{4,16})\b", re.MULTILINE)
 STEM_EMOJI = {"drums": "🥁", "bass": "🎸", "other": "🎹", "vocals": "🎤"}
 
 
@@ -62,12 +64,25 @@ def owner_only(job: Job) -> discord.AllowedMentions:
 
 
 def job_id_of(message: discord.Message) -> str | None:
-    """The job a jamgen result message belongs to (from its embed footer)."""
+    """The job a jamgen result message belongs to (its embed footer, or a take card's "-# job <id>" line)."""
     for embed in message.embeds:
         match = JOB_FOOTER.search(embed.footer.text or "")
         if match:
             return match.group(1)
-    return None
+    # The last job line: the card's own comes after the prompt, whatever the prompt says.
+    found = CARD_JOB_LINE.findall("\n".join(_card_texts(message.components)))
+    return found[-1] if found else None
+
+
+def _card_texts(components: Any) -> list[str]:
+    """The text displays of a Components V2 message, depth first (containers, sections)."""
+    texts: list[str] = []
+    for component in components or ():
+        content = getattr(component, "content", None)
+        if isinstance(content, str):
+            texts.append(content)
+        texts += _card_texts(getattr(component, "children", None))
+    return texts
 
 
 # ---------------------------------------------------------------------- a job's life
@@ -262,6 +277,16 @@ def render_summary(summary: SessionSummary) -> str:
         )
     else:
         lines.append("🏆 No reactions on any take.")
+    if summary.best_take is not None:
+        job, votes = summary.best_take
+        first = job.delivered_message_ids[0] if job.delivered_message_ids else None
+        url = message_url(job.guild_id, job.channel_id, first)
+        lines.append(
+            f"🗳️ Best take by vote: `{job.id}` by <@{job.user_id}> with {votes} vote{'s' if votes != 1 else ''}"
+            + (f" {url}" if url else "")
+        )
+    elif summary.vote_held:
+        lines.append("🗳️ The best-take vote closed without votes.")
     bounce = summary.bounce
     if bounce:
         url = message_url(session.guild_id, bounce.get("channel_id"), bounce.get("message_id"))

@@ -33,7 +33,8 @@ def tree_line(entry: TreeEntry, session: Session) -> str:
     words = clip_text(strip_decoration(job.prompt, session), 40) or job.mode
     tempo = f" · {entry.bpm:.0f} BPM" if entry.bpm else ""
     state = " · ⏳" if job.state not in MADE_STATES else ""
-    return f"{prefix}`{job.id}` <@{job.user_id}> {icon} {words}{tempo}{state}"
+    best = " · 🏆" if entry.best else ""
+    return f"{prefix}`{job.id}` <@{job.user_id}> {icon} {words}{tempo}{state}{best}"
 
 
 def render_tree_pages(

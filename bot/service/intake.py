@@ -34,7 +34,7 @@ from bot.engine.validation import (
 from bot.errors import ChannelNotAllowedError, UserInputError
 from bot.service.config import Paths, ServiceConfig, remove_folder
 from bot.service.recipes import NEEDS_AUDIO, AudioReference, Recipe
-from bot.service.requests import AudioInput, JamRequest
+from bot.service.requests import PERSONAL, AudioInput, JamRequest
 from bot.service.session_rules import join_session
 from bot.store import Job, JobNotFoundError, JobState, JobStore, NewJob, Submission
 
@@ -399,6 +399,8 @@ class Intake:
                     parent_id=request.parent_id or (request.audio.from_job if request.audio else None),
                     session_id=request.session_id,
                     priority=1 if self.is_admin(request.user_id) else 0,
+                    # Delivery reads it after a restart too: a personal job never posts in its channel.
+                    extra={PERSONAL: True} if request.personal else {},
                 ),
                 cost=admission.cost,
                 default_budget=cfg.daily_budget_seconds,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,8 @@ class JamService:
         self.sessions = SessionService(store, config, self.paths, self.models)
         self.stem_remixes = StemRemixes(store, self.submit, self.deliveries.notify_failure)
         self.deliveries.after_delivery = self._after_delivery
+        # Called with every delivered job (the Discord side queues a voice jam's takes).
+        self.delivered_listeners: list[Callable[[Job], Awaitable[None]]] = []
         self._config = config
         self._accepting = False
 
@@ -264,6 +266,11 @@ class JamService:
     async def _after_delivery(self, job: Job) -> None:
         if job.mode == Mode.STEMS:
             await self.stem_remixes.start_waiting(job)
+        for listener in self.delivered_listeners:
+            try:
+                await listener(job)
+            except Exception:
+                log.exception("job %s: a delivery listener failed", job.id)
 
     async def find_stems(self, job_id: str, take: int) -> Job | None:
         """The stems job of a take that is waiting, running or done with its files (a second request is free)."""

@@ -57,6 +57,8 @@ class JamRequest:
         interaction_id: the Discord interaction that asked (for delivery bookkeeping).
         reply_to_message_id: message to reply to when delivering in the channel.
         session_id: jam session the take belongs to.
+        personal: asked where jamgen is not installed in the server (a user install, a DM): charged to the
+            member's own ledger, no server settings, delivered only through the interaction or by DM.
     """
 
     user_id: int
@@ -77,6 +79,7 @@ class JamRequest:
     interaction_id: int | None = None
     reply_to_message_id: int | None = None
     session_id: str | None = None
+    personal: bool = False
 
 
 class Phase(StrEnum):
@@ -133,6 +136,15 @@ class Receipt:
     model: str
     duration: float
     warnings: tuple[str, ...] = ()
+
+
+# The job's ``extra`` key of a personal request (JamRequest.personal).
+PERSONAL = "personal"
+
+
+def is_personal(job: Job) -> bool:
+    """Whether a job was asked where jamgen is not installed in the server: it never posts in the channel."""
+    return bool((job.extra or {}).get(PERSONAL))
 
 
 class QueueFullError(UserInputError):

@@ -22,6 +22,7 @@ class TreeEntry:
         parent_id: its parent inside the session (None for a root).
         children: its children inside the session, oldest first.
         bpm: the detected tempo of its first take.
+        best: the winner of the jam's best-take vote.
     """
 
     job: Job
@@ -29,6 +30,7 @@ class TreeEntry:
     parent_id: str | None
     children: tuple[str, ...]
     bpm: float | None
+    best: bool = False
 
 
 def tree_parent(job: Job) -> str | None:
@@ -37,13 +39,14 @@ def tree_parent(job: Job) -> str | None:
     return str(stem_of) if stem_of else job.parent_id
 
 
-def build_tree(jobs: Sequence[Job]) -> list[TreeEntry]:
+def build_tree(jobs: Sequence[Job], *, best: str | None = None) -> list[TreeEntry]:
     """A session's takes in tree order (each parent before its children, branches oldest first).
 
     Failed and cancelled jobs are left out; a take whose parent is outside the session starts a branch.
 
     Args:
         jobs: the session's jobs in submission order.
+        best: the job id of the best-take vote's winner, if any.
     """
     kept = [job for job in jobs if job.state not in DROPPED_STATES]
     ids = {job.id for job in kept}
@@ -64,6 +67,7 @@ def build_tree(jobs: Sequence[Job]) -> list[TreeEntry]:
                 parent_id=parents[job.id] if parents[job.id] in ids else None,
                 children=tuple(kid.id for kid in kids),
                 bpm=takes[0].get("bpm"),
+                best=job.id == best,
             )
         )
         stack.extend((kid, depth + 1) for kid in reversed(kids))

@@ -39,9 +39,12 @@ from bot.service.session_rules import (
     strip_decoration,
 )
 from bot.service.session_tree import TakePlace, TreeEntry, build_tree, take_place
+from bot.service.session_votes import SessionVotes, VoteOutcome, VotePlan
 from bot.store import Job, JobStore, Session, SessionBudgetExceededError
 
 log = logging.getLogger("jamgen.sessions")
+# The session ``extra`` key of the voice channel a jam plays in.
+VOICE_CHANNEL = "voice_channel_id"
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class SessionSummary:
         contributors: user ids of the members who made them, in order of first take.
         most_reacted: the take with the most reactions and its count (None without reactions).
         bounce: the last bounce (``job_id``, ``duration_s``, ``channel_id``, ``message_id``), if one was made.
+        best_take: the winner of the jam's best-take vote and its votes (None without a closed vote or votes).
+        vote_held: whether a best-take vote closed.
     """
 
     session: Session
@@ -61,6 +66,8 @@ class SessionSummary:
     contributors: tuple[int, ...]
     most_reacted: tuple[Job, int] | None
     bounce: Mapping[str, Any] | None
+    best_take: tuple[Job, int] | None = None
+    vote_held: bool = False
 
 
 class _ServiceParts(Protocol):
@@ -104,6 +111,7 @@ class SessionService:
         self.models = models
         self.paths = paths
         self.bounces = Bouncer(store, config, paths)
+        self.votes = SessionVotes(store)
         self.config = config
 
     @property
@@ -224,8 +232,9 @@ class SessionService:
 
     # -------------------------------------------------------------- the tree and a take's place
     async def tree(self, session: Session) -> list[TreeEntry]:
-        """The session's takes in tree order."""
-        return build_tree(await self.store.session_jobs(session.id))
+        """The session's takes in tree order (the best-take vote's winner marked)."""
+        best = (session.extra.get("best_take") or {}).get("job_id")
+        return build_tree(await self.store.session_jobs(session.id), best=best)
 
     async def place(self, job: Job) -> TakePlace | None:
         """A take's place in its jam (None outside a jam)."""
@@ -306,12 +315,16 @@ class SessionService:
             count = counts.get(job.id, 0)
             if count and (best is None or count > best[1]):
                 best = (job, count)
+        voted = session.extra.get("best_take")
+        winner = await self.store.get_job(voted["job_id"]) if voted and voted.get("job_id") else None
         return SessionSummary(
             session=session,
             takes=len(made),
             contributors=tuple(dict.fromkeys(job.user_id for job in made)),
             most_reacted=best,
             bounce=session.extra.get("bounce"),
+            best_take=(winner, int(voted.get("votes") or 0)) if winner is not None and voted else None,
+            vote_held=bool(voted),
         )
 
     async def end(self, session: Session, *, user_id: int, is_admin: bool) -> SessionSummary:
@@ -333,6 +346,15 @@ class SessionService:
         log.info("session %s ended by %s", session.id, user_id)
         return await self.summary(ended_session)
 
+    # -------------------------------------------------------------- voice (the player is bot/discord/voice.py)
+    async def set_voice_channel(self, session: Session, channel_id: int | None) -> None:
+        """Remember the voice channel the jam plays in (None: it does not), so that a restart rejoins it."""
+        await self.store.update_session(session.id, extra={VOICE_CHANNEL: channel_id})
+
+    async def voice_sessions(self) -> list[Session]:
+        """Open jams that play in a voice channel (``extra["voice_channel_id"]``)."""
+        return await self.store.sessions_with_extra(VOICE_CHANNEL)
+
 
 __all__ = [
     "DEFAULT_TIME_SIGNATURE",
@@ -349,6 +371,8 @@ __all__ = [
     "SessionSettings",
     "SessionSummary",
     "TreeEntry",
+    "VoteOutcome",
+    "VotePlan",
     "beats_per_bar",
     "build_tree",
     "decorate_prompt",

@@ -26,7 +26,7 @@ Tell = Callable[[Job, str], Awaitable[None]]
 FOLLOW_UPS = "stem_remixes"
 # What a follow-up keeps of its request: the rest is rebuilt (its audio) or belongs to the asking moment.
 _KEPT: tuple[str, ...] = ("user_id", "guild_id", "channel_id", "mode", "prompt", "model", "duration", "role_ids")
-_KEPT += ("is_admin", "upload_limit_bytes", "reply_to_message_id")
+_KEPT += ("is_admin", "upload_limit_bytes", "reply_to_message_id", "personal")
 
 
 @dataclasses.dataclass(frozen=True)

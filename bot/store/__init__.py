@@ -37,6 +37,7 @@ from bot.store.models import (
     Session,
     Submission,
 )
+from bot.store.polls import PollAlreadyOpenError, SessionPoll
 from bot.store.quota import format_wait, next_reset, utc_day
 from bot.store.retention import delete_files, run_retention, sweep_outputs
 from bot.store.schema import (
@@ -76,6 +77,7 @@ __all__ = [
     "MigrationResult",
     "NewJob",
     "NotADatabaseError",
+    "PollAlreadyOpenError",
     "QuotaExceededError",
     "QuotaStatus",
     "Recovery",
@@ -83,6 +85,7 @@ __all__ = [
     "Session",
     "SessionBudgetExceededError",
     "SessionNotFoundError",
+    "SessionPoll",
     "Stem",
     "StoreBusyError",
     "StoreError",

@@ -142,6 +142,16 @@ class SessionsMixin(StoreBase):
         assert updated is not None
         return updated
 
+    async def sessions_with_extra(self, key: str) -> list[Session]:
+        """Open sessions whose ``extra`` holds ``key`` (e.g. the voice channel a jam plays in), oldest first."""
+        async with self._tx(write=False) as db:
+            rows = await db.execute_fetchall(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE state = 'open' "
+                "AND json_extract(extra, '$.' || ?) IS NOT NULL ORDER BY created_at",
+                (key,),
+            )
+        return [_row_to_session(row) for row in rows]
+
     async def end_session(self, session_id: str) -> tuple[Session, bool]:
         """open -> ended (idempotent).
 

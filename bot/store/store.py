@@ -7,6 +7,7 @@ One :class:`JobStore` owns one aiosqlite connection (``bot.store.base``). Its me
 - ``bot.store.ledger``: the quota ledger and per-member budgets;
 - ``bot.store.guilds``: server settings, role tiers and the block list;
 - ``bot.store.sessions``: jam sessions and the reactions on their takes;
+- ``bot.store.polls``: best-take polls of jam sessions;
 - ``bot.store.stems``: the stems jobs split takes into;
 - ``bot.store.eta``: ETA statistics;
 - ``bot.store.readers``: read-only views only the tests use.
@@ -25,6 +26,7 @@ from bot.store.eta import EtaMixin
 from bot.store.guilds import GuildsMixin
 from bot.store.jobs import JobsMixin
 from bot.store.ledger import LedgerMixin
+from bot.store.polls import PollsMixin
 from bot.store.readers import ReadersMixin
 from bot.store.sessions import SessionsMixin
 from bot.store.states import StatesMixin
@@ -54,7 +56,9 @@ class _Opener:
             await self._store.close()
 
 
-class JobStore(JobsMixin, StatesMixin, LedgerMixin, GuildsMixin, SessionsMixin, StemsMixin, EtaMixin, ReadersMixin):
+class JobStore(
+    JobsMixin, StatesMixin, LedgerMixin, GuildsMixin, SessionsMixin, PollsMixin, StemsMixin, EtaMixin, ReadersMixin
+):
     """Jobs, quota and server settings in one SQLite file.
 
     Open with ``store = await JobStore.open(path)`` or ``async with JobStore.open(path) as store``.

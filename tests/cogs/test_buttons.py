@@ -39,7 +39,7 @@ async def test_extend_continues_from_the_take(jam):
     job = await jam.store.get_job(job_id_of(extended))
     assert job.mode == "continuation"
     assert job.parent_id == job_id_of(first)
-    assert "From" in str(extended.embeds[0])
+    assert "From" in extended.text
 
 
 async def test_remix_button_opens_a_modal_and_submits_a_remix(jam):

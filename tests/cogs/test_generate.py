@@ -10,7 +10,9 @@ from tests.harness import ffprobe_duration, job_id_of, wait_for_take, wait_state
 
 
 # The real worker: its own progress reports reach the member's bar, and its take has the requested length.
+# Classic cards: it reads the embed (tests/cogs/test_cards.py covers the V2 card).
 @pytest.mark.engine
+@pytest.mark.parametrize("world_overrides", [{"JAMGEN_CARD_STYLE": "classic"}])
 async def test_generate_defers_within_3s_and_delivers_an_mp3_of_the_requested_duration(jam):
     interaction = await jam.fake.slash("generate", {"prompt": "lofi piano, 80 bpm", "duration": 3})
     await interaction.wait_for_response()
@@ -41,7 +43,8 @@ async def test_a_take_is_a_channel_message_and_the_private_receipt_links_to_it(j
     message = await wait_for_take(interaction)
     assert message.source == "channel", "a regular message, so that replies to it can be read"
     assert message.channel_id == jam.fake.channel.id
-    assert f"<@{jam.fake.member.id}>" in message.content
+    assert f"<@{jam.fake.member.id}>" in message.text
+    assert jam.fake.member.id in message.mention_ids
     assert not [m for m in interaction.followups if m.attachments]
     assert str(message.id) in interaction.original.content
 

@@ -8,7 +8,7 @@ import pytest
 
 from bot.engine.types import EngineError
 from tests.cogs.test_buttons import custom_id, make_take
-from tests.harness import job_id_of, wait_for_take, wait_state
+from tests.harness import is_take, job_id_of, wait_for_take, wait_state
 
 
 async def test_a_job_finishing_after_the_token_expired_is_posted_in_the_channel_exactly_once(jam, monkeypatch):
@@ -23,10 +23,10 @@ async def test_a_job_finishing_after_the_token_expired_is_posted_in_the_channel_
     monkeypatch.setattr(client, "interaction_alive", lambda interaction: False)
     jam.engine.open.set()
     await wait_state(jam.store, job_id, "delivered", timeout=60)
-    posts = [m for m in jam.fake.bot_messages(jam.fake.channel) if m.embeds and job_id in m.text]
+    posts = [m for m in jam.fake.bot_messages(jam.fake.channel) if is_take(m) and job_id in m.text]
     assert len(posts) == 1
     assert posts[0].source == "channel"
-    assert f"<@{jam.fake.member.id}>" in posts[0].content
+    assert f"<@{jam.fake.member.id}>" in posts[0].text
     assert any(a.filename.endswith(".mp3") for a in posts[0].attachments)
     assert not [m for m in interaction.followups if m.attachments]
 
@@ -39,7 +39,7 @@ async def test_expired_token_found_by_discord_falls_back_to_the_channel(jam):
     jam.fake.advance(16 * 60)  # jamgen's own clock says the token is fine; Discord answers 50027
     jam.engine.open.set()
     await wait_state(jam.store, job_id, "delivered", timeout=60)
-    posts = [m for m in jam.fake.bot_messages(jam.fake.channel) if m.embeds and job_id in m.text]
+    posts = [m for m in jam.fake.bot_messages(jam.fake.channel) if is_take(m) and job_id in m.text]
     assert len(posts) == 1
     assert jam.fake.client_errors(code=50027)
 
@@ -58,7 +58,7 @@ async def test_restart_with_a_job_pending_and_old_buttons_still_working(jam):
     await jam.restart()  # the running batch does not finish in time: it stays queued in the store
     jam.engine.open.set()
     await wait_state(jam.store, pending_id, "delivered", timeout=60)
-    posts = [m for m in jam.fake.bot_messages() if m.embeds and pending_id in m.text]
+    posts = [m for m in jam.fake.bot_messages() if is_take(m) and pending_id in m.text]
     assert len(posts) == 1, "delivered exactly once, in the channel (the old interaction is gone)"
     click = await jam.fake.click(take, custom_id(take, "reroll"))
     again = await wait_for_take(click)
@@ -118,7 +118,7 @@ async def test_after_a_restart_a_delivered_reply_remix_removes_its_stale_progres
     job_id, progress = await _reply_remix_pending_over_a_restart(jam)
     await wait_state(jam.store, job_id, "delivered", timeout=60)
     await jam.fake.wait_for(lambda: progress.deleted, timeout=10, what="the old progress reply removed")
-    posts = [m for m in jam.fake.bot_messages() if m.embeds and job_id in m.text]
+    posts = [m for m in jam.fake.bot_messages() if is_take(m) and job_id in m.text]
     assert len(posts) == 1
 
 

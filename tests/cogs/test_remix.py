@@ -6,7 +6,7 @@ import discord
 import pytest
 
 from tests.cogs.test_buttons import make_take
-from tests.harness import form_values, job_id_of, wait_for_take, wait_state, wav_bytes
+from tests.harness import form_values, is_take, job_id_of, wait_for_take, wait_state, wav_bytes
 
 
 def modal_values(modal: dict, *, prompt: str, mode: str, duration: str = "2") -> dict[str, str]:
@@ -104,9 +104,7 @@ async def test_reply_to_a_jamgen_track_remixes_it_with_the_prefix_mode(jam):
     reply = await jam.fake.post_message(
         f"<@{jam.fake.bot_user.id}> continue: more cowbell", reply_to=take, mention_author=True
     )
-    result = await jam.fake.wait_for_message(
-        lambda m: m.attachments and m.embeds and job_id_of(m) != job_id_of(take), timeout=60
-    )
+    result = await jam.fake.wait_for_message(lambda m: is_take(m) and job_id_of(m) != job_id_of(take), timeout=60)
     job = await jam.store.get_job(job_id_of(result))
     assert job.mode == "continuation"
     assert job.prompt == "more cowbell"
@@ -122,7 +120,7 @@ async def test_mentioning_jamgen_in_a_reply_to_any_audio_remixes_it_with_the_gui
     riff = jam.fake.attachment("loop.wav", wav_bytes(3.0), content_type="audio/wav")
     original = await jam.fake.post_message("my loop", attachments=[riff], author=jam.fake.admin)
     await jam.fake.post_message(f"<@{jam.fake.bot_user.id}> make it jazzier", reply_to=original)
-    result = await jam.fake.wait_for_message(lambda m: m.attachments and m.embeds, timeout=60)
+    result = await jam.fake.wait_for_message(is_take, timeout=60)
     job = await jam.store.get_job(job_id_of(result))
     assert job.mode == "continuation"
     assert job.prompt == "make it jazzier"
@@ -157,9 +155,7 @@ async def test_without_the_intent_a_pinging_reply_to_a_take_brings_its_words_and
     hum = jam.fake.attachment("hum.wav", wav_bytes(4.0, freq=440.0), content_type="audio/wav")
     # The reply bar's @ON switch pings jamgen; the text does not mention it.
     reply = await jam.fake.post_message("style: as a jazz trio", reply_to=take, mention_author=True, attachments=[hum])
-    result = await jam.fake.wait_for_message(
-        lambda m: m.attachments and m.embeds and job_id_of(m) != job_id_of(take), timeout=60
-    )
+    result = await jam.fake.wait_for_message(lambda m: is_take(m) and job_id_of(m) != job_id_of(take), timeout=60)
     job = await jam.store.get_job(job_id_of(result))
     assert job.mode == "style"
     assert job.prompt == "as a jazz trio"

@@ -15,6 +15,7 @@ from tests.bot.audio.test_arrange import click_track
 from tests.cogs.test_buttons import custom_id
 from tests.cogs.test_remix import modal_values
 from tests.harness import ffprobe_duration, job_id_of, wait_for_take, wait_state
+from tests.harness import is_take as harness_is_take
 
 FEEL = ("100 bpm", "in A minor", "4/4")
 
@@ -44,7 +45,7 @@ async def start_jam(jam, user=None, **options):
 
 
 def is_take(message, known=()):
-    return bool(message.attachments and message.embeds) and job_id_of(message) not in known
+    return harness_is_take(message) and job_id_of(message) not in known
 
 
 async def delivered(jam, interaction, known=()):
@@ -117,8 +118,8 @@ async def test_a_jam_of_three_members_five_takes_a_tree_and_a_bounce(jam, engine
     assert engine_prompts[3] == "as a music box, 100 bpm, in A minor, 4/4"
 
     # Each take's message shows its place; a parent's message learns its children.
-    assert f"take #3 · from `{ids[1]}`" in jam.fake.messages[third.id].content
-    await jam.fake.wait_for(lambda: f"led to `{ids[1]}`" in jam.fake.messages[first.id].content, timeout=10)
+    assert f"take #3 · from `{ids[1]}`" in jam.fake.messages[third.id].text
+    await jam.fake.wait_for(lambda: f"led to `{ids[1]}`" in jam.fake.messages[first.id].text, timeout=10)
 
     tree = await jam.fake.slash("session tree", {}, user=carol, channel=thread)
     shown = await tree.wait_for_message(lambda m: not m.ephemeral and "night drive" in m.content, timeout=20)

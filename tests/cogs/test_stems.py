@@ -9,6 +9,7 @@ from tests.cogs.test_buttons import custom_id, make_take
 from tests.cogs.test_remix import modal_values
 from tests.fakediscord.basics import MIB, FakeLimits
 from tests.harness import (
+    is_take,
     job_id_of,
     receipt_job_id,
     refunded,
@@ -100,7 +101,7 @@ async def test_a_stem_prefix_in_a_reply_remixes_that_stem(jam):
         f"<@{jam.fake.bot_user.id}> bass: continue, add a funky clavinet", reply_to=take, mention_author=True
     )
     result = await jam.fake.wait_for_message(
-        lambda m: m.attachments and m.embeds and job_id_of(m) not in (job_id_of(take), job_id_of(stems)), timeout=60
+        lambda m: is_take(m) and job_id_of(m) not in (job_id_of(take), job_id_of(stems)), timeout=60
     )
     job = await jam.store.get_job(job_id_of(result))
     assert job.mode == "continuation"
@@ -114,7 +115,7 @@ async def test_a_stem_prefix_on_a_take_without_stems_splits_it_first_then_remixe
         f"<@{jam.fake.bot_user.id}> drums: melody: big band brass", reply_to=take, mention_author=True
     )
     remix = await jam.fake.wait_for_message(
-        lambda m: m.attachments and m.embeds and "stems" not in str(m.embeds[0]) and job_id_of(m) != job_id_of(take),
+        lambda m: is_take(m) and "Stems of" not in m.text and job_id_of(m) != job_id_of(take),
         timeout=90,
     )
     job = await jam.store.get_job(job_id_of(remix))

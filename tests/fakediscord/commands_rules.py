@@ -4,7 +4,7 @@ docs: interactions/application-commands.mdx "Application Command Naming", "Appli
 Structure", "Application Command Option Structure" (required before optional, unique names,
 autocomplete not with choices), "Registering a Command" (100 chat-input, 15 user and 15 message
 commands per scope), "Slash Commands" (8000 characters per command), "User Commands" / "Message
-Commands" (no description).
+Commands" (no description), "Contexts" (integration_types 0/1, contexts 0/1/2).
 """
 
 from __future__ import annotations
@@ -130,6 +130,25 @@ def _validate_options(errors: FormErrors, path: list[str | int], options: list[d
                 errors.add([*option_path, key], "NUMBER_TYPE_MAX", f"Must be between {low} and 6000.")
 
 
+def validate_contexts(errors: FormErrors, path: list[str | int], command: dict[str, Any]) -> None:
+    """Refuse ``integration_types`` / ``contexts`` values Discord does not know (400 50035).
+
+    docs: interactions/application-commands.mdx "Application Command Structure": lists of application
+    integration types (0, 1) and interaction context types (0, 1, 2).
+    """
+    # Both may be null (discord.py sends null when unset): the app's default installs, every context.
+    for key, allowed in (("integration_types", (0, 1)), ("contexts", (0, 1, 2))):
+        if command.get(key) is None:
+            continue
+        values = command[key]
+        if not isinstance(values, list):
+            errors.add([*path, key], "BASE_TYPE_LIST", "Must be a list.")
+            continue
+        for index, value in enumerate(values):
+            if isinstance(value, bool) or value not in allowed:
+                errors.add([*path, key, index], "BASE_TYPE_CHOICES", f"Value must be one of {set(allowed)}.")
+
+
 def validate_command(errors: FormErrors, path: list[str | int], command: dict[str, Any]) -> None:
     """Record what is wrong with one command.
 
@@ -140,6 +159,7 @@ def validate_command(errors: FormErrors, path: list[str | int], command: dict[st
     """
     kind = command.get("type", CHAT_INPUT)
     name = command.get("name")
+    validate_contexts(errors, path, command)
     if kind == CHAT_INPUT:
         if not valid_chat_input_name(name):
             errors.add([*path, "name"], "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")

@@ -16,6 +16,8 @@ import discord
 from tests.fakediscord.basics import ADMINISTRATOR, GUILD_TEXT, THREAD_TYPES
 from tests.fakediscord.permissions import MEMBER_OVERWRITE, ROLE_OVERWRITE, PermissionOverwrite, bits_of
 
+GUILD_VOICE = 2  # resources/channel.mdx "Channel Types"
+
 if TYPE_CHECKING:
     from tests.fakediscord.guild import FakeGuild
 
@@ -157,6 +159,9 @@ class FakeChannel:
     message_count: int = 0
     member_ids: set[int] = field(default_factory=set)
     last_message_id: int | None = None
+    # Voice channels only (0: no limit).
+    user_limit: int = 0
+    bitrate: int = 64000
     # Text channels only: permission overwrites by role or member id (threads use their parent's).
     overwrites: dict[int, PermissionOverwrite] = field(default_factory=dict)
     # Set by the guild: called with (event, payload) when a test changes the channel.
@@ -251,6 +256,8 @@ class FakeChannel:
                     "default_thread_rate_limit_per_user": 0,
                 }
             )
+        if self.type == GUILD_VOICE:
+            body.update({"bitrate": self.bitrate, "user_limit": self.user_limit, "rtc_region": None})
         return body
 
 

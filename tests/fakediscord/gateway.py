@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 DISPATCH = 0
 HEARTBEAT = 1
 IDENTIFY = 2
+UPDATE_VOICE_STATE = 4
 RESUME = 6
 RECONNECT = 7
 REQUEST_GUILD_MEMBERS = 8
@@ -242,6 +243,9 @@ class Gateway:
             await self._resume(ws, data or {})
         elif op == REQUEST_GUILD_MEMBERS:
             await self._send_member_chunk(data or {})
+        elif op == UPDATE_VOICE_STATE and self.session_id is not None:
+            # docs: events/gateway-events.mdx "Update Voice State"; answered in voice_world.py.
+            await self._fake.voice.on_update_voice_state(data or {})
         self._fake.notify()
 
     async def _identify(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tests.fakediscord import threads
+from tests.fakediscord import installs, threads
 from tests.fakediscord.permissions import (
     ADD_REACTIONS,
     ATTACH_FILES,
@@ -49,6 +49,7 @@ def bot_bits(fake: FakeDiscord, channel: FakeChannel) -> int:
         fake: the fake Discord.
         channel: the channel.
     """
+    installs.refuse_outside(fake, channel)
     guild = fake.guild_of(channel)
     return channel_permissions(guild, guild.members[fake.bot_user.id], channel)
 

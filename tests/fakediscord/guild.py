@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 
@@ -17,8 +17,11 @@ from tests.fakediscord.basics import (
     SnowflakeFactory,
     iso,
 )
-from tests.fakediscord.entities import FakeChannel, FakeMember, FakeRole, FakeUser
+from tests.fakediscord.entities import GUILD_VOICE, FakeChannel, FakeMember, FakeRole, FakeUser
 from tests.fakediscord.permissions import base_permissions
+
+if TYPE_CHECKING:
+    from tests.fakediscord.voice_world import FakeVoiceState
 
 
 class FakeGuild:
@@ -50,6 +53,8 @@ class FakeGuild:
         self.roles: dict[int, FakeRole] = {}
         self.channels: dict[int, FakeChannel] = {}
         self.members: dict[int, FakeMember] = {}
+        # Who is in which voice channel (voice_world.py keeps it).
+        self.voice_states: dict[int, FakeVoiceState] = {}
         self._ids = ids
         self._clock = clock
         self._positions = itertools.count(1)
@@ -99,6 +104,22 @@ class FakeGuild:
         channel = FakeChannel(
             id=self._ids.next(), guild_id=self.id, name=name, position=len(self.channels), topic=topic
         )
+        channel.on_change = self._changed
+        self.channels[channel.id] = channel
+        self._changed("CHANNEL_CREATE", channel.payload())
+        return channel
+
+    def add_voice_channel(self, name: str, *, user_limit: int = 0) -> FakeChannel:
+        """Create a voice channel (type 2).
+
+        Args:
+            name: the channel's name.
+            user_limit: most users at once (0: no limit).
+        """
+        channel = FakeChannel(
+            id=self._ids.next(), guild_id=self.id, name=name, type=GUILD_VOICE, position=len(self.channels)
+        )
+        channel.user_limit = user_limit
         channel.on_change = self._changed
         self.channels[channel.id] = channel
         self._changed("CHANNEL_CREATE", channel.payload())
@@ -176,7 +197,11 @@ class FakeGuild:
 
     def text_channels(self) -> list[FakeChannel]:
         """Text channels (no threads), in creation order."""
-        return [channel for channel in self.channels.values() if not channel.is_thread]
+        return [c for c in self.channels.values() if not c.is_thread and c.type != GUILD_VOICE]
+
+    def voice_channels(self) -> list[FakeChannel]:
+        """Voice channels, in creation order."""
+        return [channel for channel in self.channels.values() if channel.type == GUILD_VOICE]
 
     def channel_named(self, name: str) -> FakeChannel:
         """The channel or thread with this name.
@@ -246,7 +271,7 @@ class FakeGuild:
             "emojis": [],
             "stickers": [],
             "roles": [role.payload() for role in self.roles.values()],
-            "channels": [channel.payload(with_guild_id=False) for channel in text],
+            "channels": [channel.payload(with_guild_id=False) for channel in [*text, *self.voice_channels()]],
             # docs: topics/threads.mdx "Gateway Events": GUILD_CREATE lists active threads only.
             "threads": [c.payload() for c in self.channels.values() if c.is_thread and not c.archived],
             "members": [member.payload() for member in self.members.values()],
@@ -254,7 +279,10 @@ class FakeGuild:
             "large": False,
             "unavailable": False,
             "joined_at": now,
-            "voice_states": [],
+            "voice_states": [
+                state.payload(self.members.get(user_id), with_guild_id=False)
+                for user_id, state in self.voice_states.items()
+            ],
             "presences": [],
             "stage_instances": [],
             "guild_scheduled_events": [],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tests.fakediscord import installs
 from tests.fakediscord.inject_interactions import (
     OPTION_ATTACHMENT,
     OPTION_BOOLEAN,
@@ -84,6 +85,7 @@ class CommandInjection:
         channel: FakeChannel,
         focused: str | None,
         force: bool,
+        owners: list[dict[str, str]],
     ) -> dict[str, Any]:
         parts = command.strip().lstrip("/").split()
         if not parts or len(parts) > 3:
@@ -92,6 +94,7 @@ class CommandInjection:
         if not force:
             self._check_visible(registered, member)
         self._check_can_invoke(member, channel, force=force)
+        owners[:] = [installs.owners_for(self, registered, member.user, channel)]
         specs: list[dict[str, Any]] | None = None
         if registered is not None:
             specs = registered.get("options") or []
@@ -170,12 +173,26 @@ class CommandInjection:
             force: send it even if default_member_permissions would hide it from ``user``.
         """
         channel = channel or self.channel
-        member = user or self.member
+        member = self.member_of(channel, user or self.member)
+        owners: list[dict[str, str]] = []
         data = self._build_command_data(
-            command, options, guild=self.guild_of(channel), member=member, channel=channel, focused=None, force=force
+            command,
+            options,
+            guild=self.guild_of(channel),
+            member=member,
+            channel=channel,
+            focused=None,
+            force=force,
+            owners=owners,
         )
         interaction = self._new_interaction(
-            type=APPLICATION_COMMAND, member=member, channel=channel, data=data, name=command, message=None
+            type=APPLICATION_COMMAND,
+            member=member,
+            channel=channel,
+            data=data,
+            name=command,
+            message=None,
+            owners=owners[0],
         )
         return await self._send_interaction(interaction, member, channel, locale=locale)
 
@@ -198,12 +215,20 @@ class CommandInjection:
             channel: where; the default channel when None.
         """
         channel = channel or self.channel
-        member = user or self.member
+        member = self.member_of(channel, user or self.member)
+        owners: list[dict[str, str]] = []
         data = self._build_command_data(
-            command, options, guild=self.guild_of(channel), member=member, channel=channel, focused=focused, force=True
+            command,
+            options,
+            guild=self.guild_of(channel),
+            member=member,
+            channel=channel,
+            focused=focused,
+            force=True,
+            owners=owners,
         )
         interaction = self._new_interaction(
-            type=AUTOCOMPLETE, member=member, channel=channel, data=data, name=command, message=None
+            type=AUTOCOMPLETE, member=member, channel=channel, data=data, name=command, message=None, owners=owners[0]
         )
         return await self._send_interaction(interaction, member, channel)
 
@@ -223,13 +248,14 @@ class CommandInjection:
             user: who runs it; ``bob`` when None.
             force: send it even if default_member_permissions would hide it.
         """
-        channel = self.find_channel(target.channel_id)
+        channel = self.place_channel(target.channel_id)
         assert channel is not None
-        member = user or self.member
+        member = self.member_of(channel, user or self.member)
         registered, registered_guild = self.find_command(name, 3, channel.guild_id)
         if not force:
             self._check_visible(registered, member)
         self._check_can_invoke(member, channel, force=force)
+        owners = installs.owners_for(self, registered, member.user, channel)
         data: dict[str, Any] = {
             "id": registered["id"] if registered else str(self.ids.next()),
             "name": name,
@@ -240,7 +266,7 @@ class CommandInjection:
         if registered_guild is not None:
             data["guild_id"] = str(registered_guild)
         interaction = self._new_interaction(
-            type=APPLICATION_COMMAND, member=member, channel=channel, data=data, name=name, message=None
+            type=APPLICATION_COMMAND, member=member, channel=channel, data=data, name=name, message=None, owners=owners
         )
         return await self._send_interaction(interaction, member, channel)
 
@@ -263,11 +289,12 @@ class CommandInjection:
             force: send it even if default_member_permissions would hide it.
         """
         channel = channel or self.channel
-        member = user or self.member
+        member = self.member_of(channel, user or self.member)
         registered, registered_guild = self.find_command(name, 2, channel.guild_id)
         if not force:
             self._check_visible(registered, member)
         self._check_can_invoke(member, channel, force=force)
+        owners = installs.owners_for(self, registered, member.user, channel)
         resolved: dict[str, dict[str, Any]] = {}
         self._option_value(target, OPTION_USER, resolved, self.guild_of(channel))
         data: dict[str, Any] = {
@@ -280,6 +307,6 @@ class CommandInjection:
         if registered_guild is not None:
             data["guild_id"] = str(registered_guild)
         interaction = self._new_interaction(
-            type=APPLICATION_COMMAND, member=member, channel=channel, data=data, name=name, message=None
+            type=APPLICATION_COMMAND, member=member, channel=channel, data=data, name=name, message=None, owners=owners
         )
         return await self._send_interaction(interaction, member, channel)

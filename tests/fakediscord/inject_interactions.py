@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tests.fakediscord import installs
 from tests.fakediscord.limits import upload_limit
 from tests.fakediscord.modal_rules import accepts_file
 from tests.fakediscord.model import (
@@ -50,6 +51,7 @@ class InteractionInjection:
         data: dict[str, Any],
         name: str,
         message: FakeMessage | None,
+        owners: dict[str, str] | None = None,
     ) -> FakeInteraction:
         interaction = FakeInteraction(
             fake=self,
@@ -57,7 +59,8 @@ class InteractionInjection:
             token="aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48),
             type=type,
             user=member,
-            guild_id=channel.guild_id,
+            # DMs have no guild (installs.py keeps their channels in holders that are no servers).
+            guild_id=None if installs.context_of(self, channel) != installs.GUILD else channel.guild_id,
             channel_id=channel.id,
             data=data,
             message_id=message.id if message is not None else None,
@@ -66,6 +69,8 @@ class InteractionInjection:
         )
         self.interactions[interaction.id] = interaction
         self._by_token[interaction.token] = interaction
+        if owners is not None:
+            installs.installs(self).owners[interaction.id] = owners
         return interaction
 
     def interaction_for_token(self, token: str) -> FakeInteraction | None:
@@ -86,7 +91,11 @@ class InteractionInjection:
         locale: str = "en-US",
     ) -> FakeInteraction:
         await self.wait_until_ready()
-        payload = self.interaction_payload(interaction, member, channel, message=message, locale=locale)
+        if installs.is_outside(self, channel):
+            payload = installs.outside_payload(self, interaction, member, channel, message=message, locale=locale)
+        else:
+            payload = self.interaction_payload(interaction, member, channel, message=message, locale=locale)
+            payload = installs.with_owners(self, payload, interaction.id)
 
         def sent(moment: float) -> None:
             if interaction.sent_at is None:
@@ -160,7 +169,7 @@ class InteractionInjection:
         channel = self.find_channel(target.channel_id)
         if channel is None:
             raise ValueError(f"channel {target.channel_id} is unknown")
-        member = user or self.member
+        member = self.member_of(channel, user or self.member)
         data: dict[str, Any] = {"custom_id": custom_id, "component_type": component["type"]}
         if component["type"] in SELECT_TYPES:
             resolved: dict[str, dict[str, Any]] = {}
@@ -181,7 +190,13 @@ class InteractionInjection:
         elif values:
             raise ValueError("values are for select menus only")
         interaction = self._new_interaction(
-            type=MESSAGE_COMPONENT, member=member, channel=channel, data=data, name=custom_id, message=target
+            type=MESSAGE_COMPONENT,
+            member=member,
+            channel=channel,
+            data=data,
+            name=custom_id,
+            message=target,
+            owners=installs.installs(self).owners.get(target.interaction_id or 0),
         )
         return await self._send_interaction(interaction, member, channel, message=target)
 
@@ -288,6 +303,12 @@ class InteractionInjection:
         if resolved:
             data["resolved"] = resolved
         interaction = self._new_interaction(
-            type=MODAL_SUBMIT, member=member, channel=channel, data=data, name=modal["custom_id"], message=message
+            type=MODAL_SUBMIT,
+            member=member,
+            channel=channel,
+            data=data,
+            name=modal["custom_id"],
+            message=message,
+            owners=installs.installs(self).owners.get(source.id),
         )
         return await self._send_interaction(interaction, member, channel, message=message)

@@ -18,7 +18,16 @@ from tests.fakediscord.model import (
     iso,
 )
 from tests.fakediscord.payloads import emoji_payload
-from tests.fakediscord.records import EPHEMERAL, HAS_THREAD, LOADING, FakeInteraction, FakeMessage, MessageSource
+from tests.fakediscord.records import (
+    COMPONENTS_V2,
+    EPHEMERAL,
+    HAS_THREAD,
+    LOADING,
+    FakeInteraction,
+    FakeMessage,
+    MessageSource,
+    walk_components,
+)
 from tests.fakediscord.rules import DiscordError
 
 USER_MENTION = re.compile(r"<@!?(\d+)>")
@@ -29,6 +38,19 @@ DEFAULT_MESSAGE = 0
 REPLY = 19
 CHAT_INPUT_COMMAND = 20
 CONTEXT_MENU_COMMAND = 23
+
+
+def mention_text(payload: dict[str, Any], flags: int) -> str:
+    """The text whose mentions ping: the content, or a V2 message's text displays.
+
+    docs: components/reference.mdx "Text Display": pingable mentions in it "will ping and send notifications
+    based on the value of the allowed mention object"; resources/message.mdx "Edit Message" (mentions come
+    from the components when IS_COMPONENTS_V2 is set).
+    """
+    if not flags & COMPONENTS_V2:
+        return str(payload.get("content") or "")
+    components = payload.get("components") or []
+    return "\n".join(str(c.get("content") or "") for c in walk_components(components) if c.get("type") == 10)
 
 
 class MessageStore:
@@ -184,7 +206,7 @@ class MessageStore:
         guild = self.guild_of(channel)
         content = str(payload.get("content") or "")
         allowed = payload.get("allowed_mentions")
-        mention_ids, role_ids, everyone = self._mentions(content, guild, allowed)
+        mention_ids, role_ids, everyone = self._mentions(mention_text(payload, flags), guild, allowed)
         if reference is not None:
             referenced = self.messages[int(reference["message_id"])]
             replied_user = True if allowed is None else allowed.get("replied_user", False)

@@ -61,7 +61,7 @@ class Payloads:
             "mention_channels": [],
             "attachments": [attachment.payload() for attachment in message.attachments],
             "embeds": answered_embeds(message.embeds),
-            "components": answered_components(message.components),
+            "components": answered_components(message.components, message.attachments),
             "pinned": message.pinned,
             "flags": message.flags,
         }
@@ -102,6 +102,7 @@ class Payloads:
             thread = self.find_channel(message.thread_id)
             if thread is not None:
                 body["thread"] = thread.payload()
+        self.add_poll_fields(message, body)
         return body
 
     def bot_view(self, message: FakeMessage, *, gateway: bool = False) -> dict[str, Any]:

@@ -30,6 +30,11 @@ EMBED_LINKS = 1 << 14
 ATTACH_FILES = 1 << 15
 READ_MESSAGE_HISTORY = 1 << 16
 MENTION_EVERYONE = 1 << 17
+CONNECT = 1 << 20
+SPEAK = 1 << 21
+MOVE_MEMBERS = 1 << 24
+# docs: topics/permissions.mdx SEND_POLLS (1 << 49) "Allows sending polls".
+SEND_POLLS = 1 << 49
 MANAGE_ROLES = 1 << 28
 USE_APPLICATION_COMMANDS = 1 << 31
 MANAGE_THREADS = 1 << 34
@@ -48,6 +53,9 @@ BOT_INVITE_PERMISSIONS = (
     | READ_MESSAGE_HISTORY
     | CREATE_PUBLIC_THREADS
     | PIN_MESSAGES
+    | CONNECT
+    | SPEAK
+    | SEND_POLLS
 )
 
 # JSON error codes (topics/opcodes-and-status-codes.mdx "JSON Error Codes").

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -57,17 +57,60 @@ def walk_components(components: list[dict[str, Any]]) -> Iterator[dict[str, Any]
                 yield from walk_components([inner])
 
 
-def answered_components(components: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _answered_media(media: dict[str, Any], by_name: dict[str, FakeAttachment]) -> FakeAttachment | None:
+    """Fill an unfurled media item as Discord answers it (docs: components/reference.mdx "Unfurled Media
+    Item": only ``url`` is set by the sender, the API provides the rest); the attachment it names, if any."""
+    url = str(media.get("url") or "")
+    attachment = by_name.get(url.removeprefix("attachment://")) if url.startswith("attachment://") else None
+    media["proxy_url"] = attachment.url if attachment is not None else url
+    media.setdefault("id", str(attachment.id if attachment is not None else 0))
+    if attachment is not None:
+        media["attachment_id"] = str(attachment.id)
+        media["content_type"] = attachment.content_type
+    return attachment
+
+
+def _answer_v2_fields(component: dict[str, Any], by_name: dict[str, FakeAttachment]) -> None:
+    if component.get("type") == 12:  # media gallery: items with media, description and spoiler
+        for item in component.get("items") or []:
+            _answered_media(item.setdefault("media", {}), by_name)
+            item.setdefault("description", None)
+            item.setdefault("spoiler", False)
+    elif component.get("type") == 11:  # thumbnail
+        _answered_media(component.setdefault("media", {}), by_name)
+        component.setdefault("description", None)
+        component.setdefault("spoiler", False)
+    elif component.get("type") == 17:  # container: the defaults of components/reference.mdx "Container Structure"
+        component.setdefault("accent_color", None)
+        component.setdefault("spoiler", False)
+    elif component.get("type") == 14:  # separator: divider defaults to true, spacing to 1 (small)
+        component.setdefault("divider", True)
+        component.setdefault("spacing", 1)
+    elif component.get("type") == 13:  # file: "name" and "size" are "provided by the API as part of the response"
+        attachment = _answered_media(component.setdefault("file", {}), by_name)
+        component["name"] = attachment.filename if attachment is not None else None
+        component["size"] = attachment.size if attachment is not None else None
+        component.setdefault("spoiler", False)
+
+
+def answered_components(
+    components: list[dict[str, Any]], attachments: Sequence[FakeAttachment] = ()
+) -> list[dict[str, Any]]:
     """A copy of a message's components as Discord answers them.
 
     Discord numbers the components left without an id (or with id 0) sequentially, depth first,
     skipping the ids the sender chose (docs: components/reference.mdx, "id"), and answers a unicode
-    emoji as a partial emoji without ``id`` where the sender may have put ``"id": null``.
+    emoji as a partial emoji without ``id`` where the sender may have put ``"id": null``. Media items
+    and file components get the fields the API provides, from the message's ``attachments``.
 
     Args:
         components: the components as sent.
+        attachments: the message's attachments (what ``attachment://`` references name).
     """
     answered = copy.deepcopy(components)
+    by_name = {attachment.filename: attachment for attachment in attachments}
+    for component in walk_components(answered):
+        _answer_v2_fields(component, by_name)
     taken = {component["id"] for component in walk_components(answered) if component.get("id")}
     next_id = 1
     for component in walk_components(answered):

@@ -16,13 +16,14 @@ from tests.fakediscord.rest_application import ApplicationRoutes
 from tests.fakediscord.rest_channels import ChannelRoutes
 from tests.fakediscord.rest_guilds import GuildRoutes
 from tests.fakediscord.rest_interactions import InteractionRoutes
+from tests.fakediscord.rest_polls import PollRoutes
 from tests.fakediscord.rest_threads import ThreadRoutes
 
 if TYPE_CHECKING:
     from tests.fakediscord.server import FakeDiscord
 
 
-class RestApi(ApplicationRoutes, InteractionRoutes, ChannelRoutes, ThreadRoutes, GuildRoutes):
+class RestApi(ApplicationRoutes, InteractionRoutes, ChannelRoutes, ThreadRoutes, GuildRoutes, PollRoutes):
     """Route handlers bound to one fake (each group of routes is in its rest_*.py module).
 
     Args:
@@ -96,6 +97,8 @@ def add_routes(app: web.Application, fake: FakeDiscord) -> None:
     r.add_delete(reactions + "/{emoji}", api.clear_reactions)
     r.add_put(reactions + "/{emoji}/{user_id}", api.own_or_user_reaction)
     r.add_delete(reactions + "/{emoji}/{user_id}", api.own_or_user_reaction)
+    r.add_post(f"{channel}/polls/{mid}/expire", api.end_poll)
+    r.add_get(f"{channel}/polls/{mid}/answers/{snowflake % 'answer_id'}", api.answer_voters)
     guild = f"{p}/guilds/{snowflake % 'guild_id'}"
     r.add_get(guild, api.get_guild)
     r.add_get(f"{guild}/channels", api.guild_channels)

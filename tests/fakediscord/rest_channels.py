@@ -79,6 +79,7 @@ class ChannelRoutes(RouteBase):
             )
             or []
         )
+        poll_message_id = fake.prepare_poll(channel, payload)  # polls.py: validated, kept under this id
         message = await fake.store_message(
             channel=channel,
             author=fake.bot_user,
@@ -87,6 +88,7 @@ class ChannelRoutes(RouteBase):
             source="channel",
             flags=int(payload.get("flags") or 0) & SENDABLE_FLAGS,
             reference=reference,
+            message_id=poll_message_id,
         )
         return self._ok(message)
 
@@ -124,6 +126,7 @@ class ChannelRoutes(RouteBase):
         if message.author.id != fake.bot_user.id and set(payload) - {"flags"}:
             raise DiscordError(403, CANNOT_EDIT_OTHERS_MESSAGE, "Cannot edit a message authored by another user")
         guards.edit_message(fake, channel, message)
+        fake.check_poll_edit(message)
         validate_message(
             interactions.as_validated(message, payload), fake.limits, creating=False, file_count=len(files)
         )

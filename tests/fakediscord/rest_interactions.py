@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakediscord import interactions, threads
+from tests.fakediscord import installs, interactions, threads
 from tests.fakediscord.model import FakeChannel
 from tests.fakediscord.permissions import MANAGE_THREADS
 from tests.fakediscord.records import (
@@ -87,7 +87,7 @@ class InteractionRoutes(RouteBase):
                 validate_modal(data, fake.limits)
             elif callback_type == AUTOCOMPLETE_RESULT:
                 validate_choices(data)
-            channel = fake.find_channel(interaction.channel_id)
+            channel = fake.place_channel(interaction.channel_id)
             assert channel is not None
             message: FakeMessage | None = None
             attachments: list[Any] = []
@@ -96,16 +96,7 @@ class InteractionRoutes(RouteBase):
                 interaction.original_message_id = message.id
             elif callback_type == DEFERRED_CHANNEL_MESSAGE:
                 flags = LOADING | (int(data.get("flags") or 0) & EPHEMERAL)
-                message = await fake.store_message(
-                    channel=channel,
-                    author=fake.bot_user,
-                    payload={},
-                    attachments=[],
-                    source="interaction",
-                    flags=flags,
-                    message_type=message_type_for(interaction),
-                    interaction=interaction,
-                )
+                message = await self._store_as(interaction, channel, {}, [], "interaction", flags)
                 interaction.original_message_id = message.id
             elif callback_type in (DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE):
                 target = fake.messages.get(interaction.message_id or 0)
@@ -188,7 +179,32 @@ class InteractionRoutes(RouteBase):
             )
             or []
         )
-        message = await fake.store_message(
+        message = await self._store_as(interaction, channel, payload, attachments, source, flags)
+        return message, attachments
+
+    async def _store_as(
+        self,
+        interaction: FakeInteraction,
+        channel: FakeChannel,
+        payload: dict[str, Any],
+        attachments: Any,
+        source: str,
+        flags: int,
+    ) -> FakeMessage:
+        fake = self.fake
+        if installs.is_outside(fake, channel):
+            # A place the bot is not in: the message exists, but no gateway event reaches the bot.
+            return installs.store_outside_message(
+                fake,
+                channel=channel,
+                payload=payload,
+                attachments=attachments,
+                source=source,
+                flags=flags,
+                message_type=message_type_for(interaction),
+                interaction_id=interaction.id,
+            )
+        return await fake.store_message(
             channel=channel,
             author=fake.bot_user,
             payload=payload,
@@ -198,7 +214,6 @@ class InteractionRoutes(RouteBase):
             message_type=message_type_for(interaction),
             interaction=interaction,
         )
-        return message, attachments
 
     async def _thread_activity(self, channel: FakeChannel) -> None:
         """A public followup unarchives an archived thread; an archived locked one refuses (50083)."""
@@ -266,7 +281,8 @@ class InteractionRoutes(RouteBase):
                 raise DiscordError(404, UNKNOWN_WEBHOOK, "Unknown Webhook")
             validate_message(payload, fake.limits, creating=True, file_count=len(files))
             interactions.refuse_followup_params(request.query, payload)
-            channel = fake.find_channel(interaction.channel_id)
+            installs.check_followup_room(fake, interaction.id, len(interaction.followup_ids))
+            channel = fake.place_channel(interaction.channel_id)
             if channel is None:
                 raise DiscordError(404, UNKNOWN_CHANNEL, "Unknown Channel")
             original = interaction.original
@@ -321,7 +337,7 @@ class InteractionRoutes(RouteBase):
             checked = interactions.as_validated(message, payload)
             validate_message(checked, fake.limits, creating=False, file_count=len(files))
             interactions.check_edit_flags(message, payload)
-            where = fake.find_channel(message.channel_id)
+            where = fake.place_channel(message.channel_id)
             if where is not None and not message.ephemeral:
                 # Ephemeral messages are not part of the thread; editing them stays possible.
                 threads.refuse_if_archived(where)

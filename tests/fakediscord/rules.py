@@ -13,6 +13,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from tests.fakediscord.components_rules import validate_fields
+from tests.fakediscord.layout_rules import (
+    check_file_references,
+    check_legacy_fields,
+    refuse_v2_types,
+    uploaded_names,
+    validate_layout,
+)
 from tests.fakediscord.modal_rules import validate_top_level
 from tests.fakediscord.model import FakeLimits
 from tests.fakediscord.records import COMPONENTS_V2, walk_components
@@ -184,7 +191,9 @@ def validate_components(errors: FormErrors, components: list[dict[str, Any]], fl
                 )
             for child_index, child in enumerate(children):
                 _validate_interactive(errors, [*row_path, "components", child_index], child, limits)
+        refuse_v2_types(errors, components)
     else:
+        validate_layout(errors, components)
         for index, component in enumerate(walk_components(components)):
             _validate_interactive(errors, ["components", index], component, limits)
     seen: set[str] = set()
@@ -231,6 +240,10 @@ def validate_message(
             "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2",
             "The 'content' and 'embeds' fields cannot be used when using MessageFlags.IS_COMPONENTS_V2",
         )
+    if flags & COMPONENTS_V2:
+        check_legacy_fields(errors, payload)
+        if creating:
+            check_file_references(errors, payload.get("components") or [], uploaded_names(payload))
     errors.raise_if_any()
     if creating and not (
         content

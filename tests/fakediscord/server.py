@@ -11,6 +11,7 @@
 | ``InteractionInjection`` | inject_interactions.py | sending interactions, clicks, selects, modals |
 | ``MemberActions`` | inject_members.py | member posts and reactions, thread state |
 | ``HttpPlumbing`` | middleware.py | recording, faults, error answers, authorization |
+| ``PollActions`` | polls.py | polls on messages, votes, expiry and finalizing |
 
 The REST routes are in rest.py (and rest_*.py), the gateway in gateway.py.
 """
@@ -47,10 +48,12 @@ from tests.fakediscord.model import (
     SnowflakeFactory,
 )
 from tests.fakediscord.payloads import Payloads
+from tests.fakediscord.polls import FakePoll, PollActions
 from tests.fakediscord.ratelimits import RateLimiter
 from tests.fakediscord.records import ErrorRecord, FakeInteraction, FakeMessage, RequestRecord
 from tests.fakediscord.responses import API_PREFIX, DISCORD_CODE, DISCORD_MESSAGE, INTERACTION_ID, json_response
 from tests.fakediscord.rest import add_routes
+from tests.fakediscord.voice_world import FakeVoice
 from tests.fakediscord.world import WorldBuilding
 
 # Names other modules import from here (they are defined in the modules above).
@@ -70,6 +73,7 @@ __all__ = [
 
 
 class FakeDiscord(
+    PollActions,  # first: its advance() also finalizes expired polls
     WorldBuilding,
     Inspection,
     Payloads,
@@ -114,6 +118,7 @@ class FakeDiscord(
         self.users: dict[int, FakeUser] = {self.bot_user.id: self.bot_user}
         self.guilds: dict[int, FakeGuild] = {}
         self.messages: dict[int, FakeMessage] = {}
+        self.polls: dict[int, FakePoll] = {}
         self.interactions: dict[int, FakeInteraction] = {}
         self.cdn: dict[int, FakeAttachment] = {}
         self.global_commands: dict[int, dict[str, Any]] = {}
@@ -126,6 +131,8 @@ class FakeDiscord(
         self.rate_limiter = RateLimiter(self)
         self.dms = DirectMessages(self)
         self.gateway = Gateway(self)
+        # Voice states, voice servers (started on the first join) and what they heard: voice_world.py.
+        self.voice = FakeVoice(self)
         self.started_at = time.monotonic()
         self._by_token: dict[str, FakeInteraction] = {}
         self._changed = asyncio.Event()
@@ -166,6 +173,7 @@ class FakeDiscord(
     async def stop(self) -> None:
         """Close sockets and stop listening."""
         await self.gateway.close_all()
+        await self.voice.stop()
         for task in list(self._background):
             task.cancel()
         if self._runner is not None:

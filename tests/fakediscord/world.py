@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 import discord
 
+from tests.fakediscord.installs import BOT_DM, DM, PRIVATE_CHANNEL, installs
 from tests.fakediscord.model import (
     ADMINISTRATOR,
     BOT_PERMISSIONS,
@@ -122,6 +123,22 @@ class WorldBuilding:
             channel = guild.channels.get(channel_id)
             if channel is not None:
                 return channel
+        # Places the bot is not in are found too (its REST calls there get 403); its own DM is not a guild channel.
+        channel = self.place_channel(channel_id)
+        if channel is not None and installs(self).private.get(channel.id) != BOT_DM:
+            return channel
+        return None
+
+    def place_channel(self, channel_id: int) -> FakeChannel | None:
+        """Any channel an interaction may come from: the bot's guilds, places it is not in, a user's bot DM.
+
+        Args:
+            channel_id: its id.
+        """
+        for guild in (*self.guilds.values(), *installs(self).outside.values()):
+            channel = guild.channels.get(channel_id)
+            if channel is not None:
+                return channel
         return None
 
     def guild_of(self, channel: FakeChannel) -> FakeGuild:
@@ -130,7 +147,7 @@ class WorldBuilding:
         Args:
             channel: the channel.
         """
-        return self.guilds[channel.guild_id]
+        return self.guilds.get(channel.guild_id) or installs(self).outside[channel.guild_id]
 
     def user_for(self, user_id: int) -> FakeUser | None:
         """A known user.
@@ -216,3 +233,73 @@ class WorldBuilding:
             user: the member or user.
         """
         self.dms.closed.add(user.id)
+
+    # ---- user installs (installs.py) ------------------------------------------------------------
+
+    def install_for_user(self, user: FakeMember | FakeUser) -> None:
+        """The user installs the app to their account (OAuth2 ``integration_type=1``).
+
+        Args:
+            user: the member or user.
+        """
+        installs(self).users.add(user.id)
+
+    def add_outside_guild(self, name: str, *, members: Sequence[FakeMember | FakeUser] = ()) -> FakeGuild:
+        """A server the bot is not in (never in READY/GUILD_CREATE), with a ``general`` channel.
+
+        Args:
+            name: its name.
+            members: users who are members there (use :meth:`member_of` for their member objects).
+        """
+        guild = FakeGuild(self.ids.next(), name, ids=self.ids, clock=self.clock)
+        guild.add_text_channel("general")
+        for user in members:
+            guild.add_member(user.user if isinstance(user, FakeMember) else user)
+        installs(self).outside[guild.id] = guild
+        return guild
+
+    def private_channel(self, user: FakeMember | FakeUser, other: FakeMember | FakeUser) -> FakeChannel:
+        """A DM between two users (interaction context PRIVATE_CHANNEL); the bot is not in it.
+
+        Args:
+            user: one user.
+            other: the other.
+        """
+        return self._private_place([user, other], self.ids.next(), PRIVATE_CHANNEL)
+
+    def bot_dm_channel(self, user: FakeMember | FakeUser) -> FakeChannel:
+        """The user's DM with the bot (interaction context BOT_DM): the channel Create DM answers.
+
+        Args:
+            user: the user.
+        """
+        plain = user.user if isinstance(user, FakeMember) else user
+        return self._private_place([user], self.dms.open(plain).id, BOT_DM)
+
+    def member_of(self, channel: FakeChannel, user: FakeMember | FakeUser) -> FakeMember:
+        """A user's member object in a channel's place (slash/click take it as ``user=``).
+
+        Args:
+            channel: the channel.
+            user: the user (or their member object elsewhere).
+        """
+        member = self.guild_of(channel).members.get(user.id)
+        if member is None and isinstance(user, FakeMember):
+            return user  # e.g. someone who is no member there (the fake's own rules decide what they may do)
+        if member is None:
+            raise KeyError(f"{user.username} is not a member where channel {channel.id} is")
+        return member
+
+    def _private_place(self, users: Sequence[FakeMember | FakeUser], channel_id: int, context: int) -> FakeChannel:
+        existing = self.place_channel(channel_id)
+        if existing is not None:
+            return existing
+        # A holder, not a server: it only gives the channel its members and permissions.
+        holder = FakeGuild(self.ids.next(), "(private channel)", ids=self.ids, clock=self.clock)
+        for user in users:
+            holder.add_member(user.user if isinstance(user, FakeMember) else user)
+        channel = FakeChannel(id=channel_id, guild_id=holder.id, name="dm", type=DM)
+        holder.channels[channel.id] = channel
+        installs(self).outside[holder.id] = holder
+        installs(self).private[channel.id] = context
+        return channel

@@ -17,6 +17,7 @@ from datetime import datetime
 
 import pytest
 
+from tests.fakediscord.records import walk_components
 from tests.fakediscord.server import CommandHiddenError
 from tests.harness import receipt_job_id, rss_mib, submit, told, track_posts, wait_state
 
@@ -121,11 +122,10 @@ async def test_fifty_members_ten_requests_each_within_ten_seconds(world):
 
 def forge(message, action: str, job_id: str) -> str:
     """Rewrite the custom_id of a button on a message, as a modified client could; returns the new id."""
-    for row in message.components:
-        for component in row.get("components", []):
-            if component.get("custom_id", "").startswith(f"jamgen:{action}:"):
-                component["custom_id"] = f"jamgen:{action}:{job_id}"
-                return component["custom_id"]
+    for component in walk_components(message.components):  # rows, and rows inside a take card's containers
+        if component.get("custom_id", "").startswith(f"jamgen:{action}:"):
+            component["custom_id"] = f"jamgen:{action}:{job_id}"
+            return component["custom_id"]
     raise AssertionError(f"no {action} button on message {message.id}")
 
 

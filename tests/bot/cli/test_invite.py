@@ -20,6 +20,9 @@ LISTED = discord.Permissions(
     read_message_history=True,
     create_public_threads=True,
     pin_messages=True,
+    connect=True,
+    speak=True,
+    send_polls=True,
 )
 
 
@@ -37,6 +40,10 @@ def _invite(capsys, argv):
     return status, out, err
 
 
+def _urls(out):
+    return [line for line in out.splitlines() if line.startswith("https://")]
+
+
 def _query(url):
     parts = urlsplit(url)
     assert (parts.scheme, parts.netloc, parts.path) == ("https", "discord.com", "/oauth2/authorize")
@@ -46,9 +53,10 @@ def _query(url):
 def test_the_url_asks_for_exactly_the_listed_permissions_and_both_scopes(capsys, clean_env):
     status, out, _ = _invite(capsys, [*clean_env, "invite", "--app-id", "123"])
     assert status == 0
-    query = _query(out.splitlines()[0])
+    query = _query(_urls(out)[0])
     assert query["client_id"] == "123"
-    assert int(query["permissions"]) == LISTED.value == 1024 + 2048 + 16384 + 32768 + 65536 + 2**38 + 2**35 + 2**51
+    listed = 1024 + 2048 + 16384 + 32768 + 65536 + 2**38 + 2**35 + 2**51 + 2**20 + 2**21 + 2**49
+    assert int(query["permissions"]) == LISTED.value == listed
     assert query["scope"].split() == ["bot", "applications.commands"]
     assert query["integration_type"] == "0"
     assert "guild_id" not in query
@@ -61,18 +69,29 @@ def test_the_app_id_comes_from_the_setting_then_the_token(capsys, clean_env, mon
     monkeypatch.setenv("DISCORD_APP_ID", "456")
     status, out, _ = _invite(capsys, [*clean_env, "invite", "--url-only"])
     assert status == 0
-    assert out.count("\n") == 1
-    assert _query(out.strip())["client_id"] == "456"
+    assert out.count("\n") == 2
+    assert [_query(line)["client_id"] for line in out.splitlines()] == ["456", "456"]
     monkeypatch.delenv("DISCORD_APP_ID")
     bot_id = "1234567890123456789"
     token = base64.urlsafe_b64encode(bot_id.encode()).decode().rstrip("=") + ".GaBcDe." + "x" * 38
     monkeypatch.setenv("DISCORD_TOKEN", token)
     status, out, err = _invite(capsys, [*clean_env, "invite", "--guild", "99"])
     assert status == 0
-    query = _query(out.splitlines()[0])
+    query = _query(_urls(out)[0])
     assert query["client_id"] == bot_id
     assert (query["guild_id"], query["disable_guild_select"]) == ("99", "true")
     assert token not in out + err
+
+
+def test_it_also_prints_the_user_install_link(capsys, clean_env):
+    status, out, _ = _invite(capsys, [*clean_env, "invite", "--app-id", "123", "--guild", "99"])
+    assert status == 0
+    guild, user = (_query(url) for url in _urls(out))
+    assert (guild["integration_type"], user["integration_type"]) == ("0", "1")
+    # A user install adds only the commands: no bot user, no permissions, no server to pick.
+    assert user == {"client_id": "123", "integration_type": "1", "scope": "applications.commands"}
+    assert "guild_id" in guild
+    assert out.index(_urls(out)[0]) < out.index("your own account") < out.index(_urls(out)[1])
 
 
 def test_without_any_app_id_it_says_where_to_find_one(capsys, clean_env):

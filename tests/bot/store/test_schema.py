@@ -19,7 +19,7 @@ from .conftest import new_job, raw
 
 TABLES_V1 = {"jobs", "guild_settings", "role_tiers", "member_quota", "blocks"}
 TABLES_V2 = TABLES_V1 | {"quota_ledger", "eta_stats"}
-TABLES_LATEST = TABLES_V2 | {"sessions", "take_reactions", "stems"}
+TABLES_LATEST = TABLES_V2 | {"sessions", "take_reactions", "stems", "session_polls"}
 
 
 def _tables(path):
