@@ -55,7 +55,7 @@ def test_large_weights_move_onto_huge_pages_with_their_values() -> None:
     module = torch.nn.Sequential(torch.nn.Linear(1024, 2048), torch.nn.Linear(16, 16))
     big, small = module[0].weight, module[1].weight
     before_big, before_small, small_address = big.detach().clone(), small.detach().clone(), small.data_ptr()
-    assert not advised_onto_huge_pages(big)
+    # (No check that ``big`` starts off huge pages: the allocator may hand it memory an earlier test advised.)
 
     moved = place_on_huge_pages(module)
 
