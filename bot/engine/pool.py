@@ -182,6 +182,13 @@ class EnginePool:
         self._claims += 1
         return EngineClaim(self)
 
+    def claim_now(self) -> EngineClaim | None:
+        """A claim at once when an engine is free (no wait, no task), else None."""
+        if self._claims >= len(self.members) or self._closed:
+            return None
+        self._claims += 1
+        return EngineClaim(self)
+
     def choose(self, model: str) -> PoolMember | None:
         """The free engine a batch of ``model`` should run on (None when every engine is busy)."""
         free = [m for m in self.members if not m.busy]

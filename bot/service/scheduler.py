@@ -34,10 +34,12 @@ from bot.service.queue import FairQueue, QueuedJob
 from bot.service.recipes import Recipe
 from bot.service.requests import JobUpdate, Phase, QueueFullError
 from bot.service.tasks import Background, log_state
-from bot.store import Job, JobStore
+from bot.store import ETA_WEIGHT, Job, JobStore
 
 log = logging.getLogger("jamgen.service")
 
+# Seconds a measured step time may wait before it is written (the ETAs use it at once).
+STEP_TIMES_SAVE_S = 1.0
 NO_ENGINE_MESSAGE = "No generation engine is reachable right now, so this take could not be made."
 Outcome = GenerationResult | EngineError
 
@@ -81,11 +83,15 @@ class Scheduler:
         self._stop = asyncio.Event()
         self._stopping = False
         self.running: dict[str, QueuedJob] = {}
+        # The queued jobs as the store gave them, so a batch's requests are built without a read.
+        self._queued_jobs: dict[str, Job] = {}
         self._running_since = 0.0
         self._running_total_steps = 0
         self._running_done_steps = 0
         self._cancel_requested: set[str] = set()
         self._step_times: dict[tuple[str, int], float | None] = {}
+        self._unsaved_step_times: list[tuple[str, int, float]] = []
+        self._saving_step_times = False
 
     # ------------------------------------------------------------------ the queue
     def check_room(self) -> None:
@@ -99,6 +105,7 @@ class Scheduler:
         # memory), it cannot take the members it was batched with down with it a second time.
         key = None if job.attempts > 0 else Recipe.from_job(job).batch_key(seed=job.seed)
         self.queue.push(QueuedJob(job.id, job.user_id, job.takes, key, job.priority))
+        self._queued_jobs[job.id] = job
         self._wakeup.set()
 
     def position(self, job_id: str) -> int | None:
@@ -125,6 +132,7 @@ class Scheduler:
     async def cancel(self, job: Job) -> Job:
         """Cancel a queued (refunded at once) or running job."""
         if self.queue.remove(job.id):
+            self._queued_jobs.pop(job.id, None)
             self.inputs.forget_excerpt(job.id)
             job = await self.store.mark_cancelled(job.id)
             log_state(job, "cancelled while queued")
@@ -174,14 +182,30 @@ class Scheduler:
         rate = (self._clock() - self._running_since) / self._running_done_steps
         return max(0.0, (self._running_total_steps - self._running_done_steps) * rate)
 
-    async def _record_step_times(self, model: str, calls: list[list[Outcome]]) -> None:
+    def _learn_step_times(self, model: str, calls: list[list[Outcome]]) -> None:
+        """One measurement per engine call: the ETAs learn it at once, the store within a second."""
         for call in calls:
             # The results of one call share its batch size, wall time and step count.
             made = next((r for r in call if isinstance(r, GenerationResult)), None)
             if made is not None:
-                self._step_times[(model, made.batch_size)] = await self.store.record_step_time(
-                    model, made.batch_size, made.elapsed_s / max(1, made.steps)
-                )
+                seconds = made.elapsed_s / max(1, made.steps)
+                self._unsaved_step_times.append((model, made.batch_size, seconds))
+                known = self._step_times.get((model, made.batch_size))
+                # The store's average (the same formula) replaces this one once it is saved.
+                learned = seconds if known is None else known * (1 - ETA_WEIGHT) + seconds * ETA_WEIGHT
+                self._step_times[(model, made.batch_size)] = learned
+        if self._unsaved_step_times and not self._saving_step_times:
+            self._saving_step_times = True
+            self.background.spawn(self._save_step_times())
+
+    async def _save_step_times(self) -> None:
+        # One write a second at most (sooner when stopping): a write per batch would hold the store
+        # just when the next batch's start needs it.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), STEP_TIMES_SAVE_S)
+        samples, self._unsaved_step_times = self._unsaved_step_times, []
+        self._saving_step_times = False
+        self._step_times.update(await self.store.record_step_times(samples))
 
     # ------------------------------------------------------------------ the loop
     def start(self) -> None:
@@ -218,7 +242,8 @@ class Scheduler:
                     self._wakeup.clear()
                     await self._wakeup.wait()
                     continue
-                claim = await self._claim_engine_or_stop()
+                # A free engine is taken at once; waiting for one needs a task racing the stop.
+                claim = self.pool.claim_now() or await self._claim_engine_or_stop()
                 if claim is None:
                     continue
                 if self._stopping or not self.queue:
@@ -266,46 +291,68 @@ class Scheduler:
             self._wakeup.set()  # settling may have put jobs back in the queue
 
     async def _run_batch(self, batch: list[QueuedJob], claim: EngineClaim) -> None:
+        queued_jobs = [self._queued_jobs.pop(queued.job_id) for queued in batch]
+        starting = asyncio.ensure_future(self.store.mark_batch_running([job.id for job in queued_jobs]))
         jobs: list[Job] = []
         requests: list[GenerationRequest] = []
+        calls: list[list[Outcome]] = []
         try:
-            for job in await self.store.mark_batch_running([queued.job_id for queued in batch]):
+            refused: dict[str, str] = {}
+            for job in queued_jobs:
                 try:
-                    job_requests = await self._requests_for(job)
+                    requests.extend(await self._requests_for(job))
                 except JamgenError as exc:
-                    self.running.pop(job.id, None)
-                    self.inputs.forget_excerpt(job.id)
-                    await self.deliveries.fail(job, exc.message, refund=True)
-                    continue
-                log_state(job, "running", attempt=job.attempts, batch=len(batch))
-                self.progress.publish(JobUpdate(job.id, Phase.RUNNING, position=0))
-                jobs.append(job)
-                requests.extend(job_requests)
-            if not requests:
-                return
-            if not claim.available:
-                # No engine came within the pool's wait (a Ray cluster out of reach): a clear failure,
-                # refunded, rather than members waiting without end; the bot keeps serving meanwhile.
-                for job in jobs:
-                    self.inputs.forget_excerpt(job.id)
-                    await self.deliveries.fail(job, NO_ENGINE_MESSAGE, refund=True)
-                return
-            self._running_since = self._clock()
-            self._running_done_steps = 0
-            self._running_total_steps = 0
-            calls = await self._generate(jobs, requests, claim)
+                    refused[job.id] = exc.message
+            if refused or not claim.available:
+                # Failures are written after the batch's start, never before it.
+                jobs = await self._started(starting, refused)
+                if jobs and not claim.available:
+                    # No engine came within the pool's wait (a Ray cluster out of reach): a clear failure,
+                    # refunded, rather than members waiting without end; the bot keeps serving meanwhile.
+                    for job in jobs:
+                        self.inputs.forget_excerpt(job.id)
+                        await self.deliveries.fail(job, NO_ENGINE_MESSAGE, refund=True)
+                    return
+                requests = [r for r in requests if r.job_id not in refused]
+                if not requests:
+                    return
+                calls = await self._generate(jobs, requests, claim)
+            else:
+                # The engine does not wait for the disk: the batch's start commits while it runs, and
+                # nothing else is written about these jobs before it has (they settle after it).
+                self._announce_running(queued_jobs, marked=False)
+                calls = await self._generate(queued_jobs, requests, claim)
+                jobs = await starting
         finally:
             # The engine takes the next batch while this one is settled.
             claim.release()
             for queued in batch:
                 self.running.pop(queued.job_id, None)
-        # One measurement per engine call, stored off the scheduling path (a batch shares one model).
-        self.background.spawn(self._record_step_times(jobs[0].model, calls))
+        self._learn_step_times(jobs[0].model, calls)  # a batch shares one model
         by_job: dict[str, list[Outcome]] = {}
         for request, result in zip(requests, [r for call in calls for r in call], strict=True):
             by_job.setdefault(request.job_id, []).append(result)
         for job in jobs:
             await self._settle(job, by_job.get(job.id, []), shared=len(jobs) > 1)
+
+    async def _started(self, starting: asyncio.Future[list[Job]], refused: dict[str, str]) -> list[Job]:
+        """The batch's jobs once started in the store; those whose inputs failed fail refunded."""
+        jobs = []
+        for job in await starting:
+            if job.id in refused:
+                self.running.pop(job.id, None)
+                self.inputs.forget_excerpt(job.id)
+                await self.deliveries.fail(job, refused[job.id], refund=True)
+            else:
+                jobs.append(job)
+        self._announce_running(jobs, marked=True)
+        return jobs
+
+    def _announce_running(self, jobs: list[Job], *, marked: bool) -> None:
+        for job in jobs:
+            # A job not yet marked in the store counts its attempt a moment later.
+            log_state(job, "running", attempt=job.attempts if marked else job.attempts + 1, batch=len(jobs))
+            self.progress.publish(JobUpdate(job.id, Phase.RUNNING, position=0))
 
     async def _generate(
         self, jobs: list[Job], requests: list[GenerationRequest], claim: EngineClaim
@@ -326,6 +373,9 @@ class Scheduler:
                     JobUpdate(job_id, Phase.RUNNING, position=0, fraction=fraction, eta_s=self._running_left_s())
                 )
 
+        self._running_since = self._clock()
+        self._running_done_steps = 0
+        self._running_total_steps = 0
         calls: list[list[Outcome]] = []
         for call in [[r] for r in requests] if any(job.seed is not None for job in jobs) else [requests]:
             self.generate_calls += 1

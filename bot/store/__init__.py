@@ -22,6 +22,7 @@ from bot.store.errors import (
     TooManyPendingError,
     WalUnavailableError,
 )
+from bot.store.eta import ETA_WEIGHT
 from bot.store.models import (
     ALLOWED_FROM,
     FINAL_STATES,
@@ -57,6 +58,7 @@ __all__ = [
     "ALLOWED_FROM",
     "DEFAULT_DAILY_BUDGET",
     "DEFAULT_MAX_ATTEMPTS",
+    "ETA_WEIGHT",
     "FINAL_STATES",
     "PENDING_STATES",
     "BackupExistsError",

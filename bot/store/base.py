@@ -38,6 +38,7 @@ class StoreBase:
         self._path = path
         self._clock = clock
         self._lock = _FastLaneLock()
+        self._batch_starts: list[Any] = []  # batches waiting to start together (states.py)
         self.default_budget = default_budget
 
     async def close(self) -> None:
@@ -76,26 +77,31 @@ class StoreBase:
 
         ``urgent`` transactions go before every waiting ordinary one (the engine waits on them).
         """
-        async with self._lock.held(urgent=urgent):
-            if self._db is None:
-                raise StoreError("the job store is closed")
-            db = self._db
-            try:
-                await db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            except BaseException as exc:
-                # A cancelled BEGIN may still have run in the connection's thread: never leave it open.
-                await schema.rollback_quietly(db)
-                if isinstance(exc, sqlite3.Error):
-                    raise _translate(exc) from exc
-                raise
-            try:
-                yield db
-                await db.execute("COMMIT")
-            except BaseException as exc:
-                await schema.rollback_quietly(db)
-                if isinstance(exc, sqlite3.Error):
-                    raise _translate(exc) from exc
-                raise
+        async with self._lock.held(urgent=urgent), self._tx_held(write=write) as db:
+            yield db
+
+    @asynccontextmanager
+    async def _tx_held(self, *, write: bool = True) -> AsyncIterator[aiosqlite.Connection]:
+        """A transaction for a caller that already holds the store's lock."""
+        if self._db is None:
+            raise StoreError("the job store is closed")
+        db = self._db
+        try:
+            await db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except BaseException as exc:
+            # A cancelled BEGIN may still have run in the connection's thread: never leave it open.
+            await schema.rollback_quietly(db)
+            if isinstance(exc, sqlite3.Error):
+                raise _translate(exc) from exc
+            raise
+        try:
+            yield db
+            await db.execute("COMMIT")
+        except BaseException as exc:
+            await schema.rollback_quietly(db)
+            if isinstance(exc, sqlite3.Error):
+                raise _translate(exc) from exc
+            raise
 
     async def _select_jobs(self, where_order: str, args: tuple[Any, ...]) -> list[Job]:
         async with self._tx(write=False) as db:

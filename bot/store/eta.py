@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import aiosqlite
 
 from bot.store.base import StoreBase
@@ -27,19 +29,31 @@ class EtaMixin(StoreBase):
         Returns:
             the new average.
         """
-        if batch_size < 1 or not seconds_per_step >= 0 or not 0 < weight <= 1:
+        averages = await self.record_step_times([(model, batch_size, seconds_per_step)], weight=weight)
+        return averages[(model, batch_size)]
+
+    async def record_step_times(
+        self, samples: Sequence[tuple[str, int, float]], *, weight: float = ETA_WEIGHT
+    ) -> dict[tuple[str, int], float]:
+        """Fold measurements (model, batch size, seconds per step), in order, in one transaction.
+
+        Returns:
+            the new average of each (model, batch size) measured.
+        """
+        if not 0 < weight <= 1 or any(batch < 1 or not seconds >= 0 for _, batch, seconds in samples):
             raise ValueError("batch_size must be >= 1, seconds_per_step >= 0 and weight in (0, 1]")
+        now = ts(self.now())
         async with self._tx() as db:
-            await db.execute(
+            await db.executemany(
                 "INSERT INTO eta_stats (model, batch_size, seconds_per_step, samples, updated_at) "
                 "VALUES (?, ?, ?, 1, ?) ON CONFLICT (model, batch_size) DO UPDATE SET "
                 "seconds_per_step = eta_stats.seconds_per_step * (1 - ?) + excluded.seconds_per_step * ?, "
                 "samples = eta_stats.samples + 1, updated_at = excluded.updated_at",
-                (model, batch_size, float(seconds_per_step), ts(self.now()), weight, weight),
+                [(model, batch, float(seconds), now, weight, weight) for model, batch, seconds in samples],
             )
-            value = await _step_time(db, model, batch_size)
-        assert value is not None
-        return value
+            rows = await db.execute_fetchall("SELECT model, batch_size, seconds_per_step FROM eta_stats")
+        measured = {(model, batch) for model, batch, _ in samples}
+        return {(row[0], int(row[1])): float(row[2]) for row in rows if (row[0], int(row[1])) in measured}
 
     async def step_time(self, model: str, batch_size: int) -> float | None:
         """The average seconds per step for a model and batch size, or None before any measurement.

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,8 +24,22 @@ log = logging.getLogger("jamgen.store")
 DEFAULT_MAX_ATTEMPTS = 2
 
 
+class _NotAllQueuedError(Exception):
+    """Inside a batch start: a job was not queued (the transaction rolls back, then the error is found)."""
+
+
+@dataclass(eq=False)
+class _BatchStart:
+    """One batch waiting to start, and where its started jobs (or its error) go."""
+
+    job_ids: list[str]
+    started: asyncio.Future[list[Job]]
+
+
 class StatesMixin(StoreBase):
     """Job state transition and recovery methods of :class:`~bot.store.JobStore`."""
+
+    _batch_starts: list[_BatchStart]
 
     # ------------------------------------------------------------------ transitions
 
@@ -42,22 +59,80 @@ class StatesMixin(StoreBase):
     async def mark_batch_running(self, job_ids: Sequence[str]) -> list[Job]:
         """queued -> running for every job of one engine call, in one transaction (one disk sync).
 
+        An engine waits on this, so it is one UPDATE and one SELECT whatever the batch's size, and
+        batches that start at the same moment (engines that finished together) share one
+        transaction: whoever gets the store's lock starts every batch waiting for it.
+
         Args:
             job_ids: the jobs, in batch order.
 
         Raises:
-            IllegalTransitionError: a job is not queued (then none of them moves).
+            IllegalTransitionError: a job is not queued (then none of the batch's jobs moves).
             JobNotFoundError: no such job.
         """
+        wanted = [normalize_job_id(job_id) for job_id in job_ids]
+        if len(set(wanted)) != len(wanted):
+            raise ValueError("a job cannot be twice in one batch")
+        mine = _BatchStart(wanted, asyncio.get_running_loop().create_future())
+        self._batch_starts.append(mine)
+        try:
+            # Urgent: the engine is idle until this commits, so it does not queue behind bookkeeping writes.
+            async with self._lock.held(urgent=True):
+                if not mine.started.done():
+                    group = [mine, *(start for start in self._batch_starts if start is not mine)]
+                    self._batch_starts.clear()
+                    await self._start_batches(group)
+        finally:
+            if mine in self._batch_starts:  # cancelled while waiting: start nothing of it
+                self._batch_starts.remove(mine)
+        return mine.started.result()
+
+    async def _start_batches(self, group: list[_BatchStart]) -> None:
+        """Start a group of batches in one transaction, or each alone when one of them cannot start."""
+        if len(group) > 1:
+            with contextlib.suppress(_NotAllQueuedError):
+                started = await self._start_jobs_locked([job_id for start in group for job_id in start.job_ids])
+                for start in group:
+                    start.started.set_result([started[job_id] for job_id in start.job_ids])
+                return
+        for start in group:
+            try:
+                started = await self._start_jobs_locked(start.job_ids)
+            except _NotAllQueuedError:
+                start.started.set_exception(await self._refusal_locked(start.job_ids))
+            except Exception as exc:
+                start.started.set_exception(exc)
+            else:
+                start.started.set_result([started[job_id] for job_id in start.job_ids])
+
+    async def _start_jobs_locked(self, job_ids: list[str]) -> dict[str, Job]:
         now = self.now()
-        # Urgent: the engine is idle until this commits, so it does not queue behind bookkeeping writes.
-        async with self._tx(urgent=True) as db:
-            return [
-                await _move_locked(
-                    db, job_id, JobState.RUNNING, "attempts = attempts + 1, started_at = ?", (ts(now),), now=now
-                )
-                for job_id in job_ids
-            ]
+        marks = ", ".join("?" * len(job_ids))
+        async with self._tx_held() as db:
+            cursor = await db.execute(
+                "UPDATE jobs SET state = ?, attempts = attempts + 1, started_at = ? "
+                f"WHERE id IN ({marks}) AND state = ?",
+                (str(JobState.RUNNING), ts(now), *job_ids, str(JobState.QUEUED)),
+            )
+            if cursor.rowcount != len(job_ids):
+                raise _NotAllQueuedError  # rolls back
+            started = {job.id: job for job in await jobs_where(db, f"id IN ({marks})", tuple(job_ids))}
+        for job_id in job_ids:
+            log.debug("job %s: queued -> running", job_id)
+        return started
+
+    async def _refusal_locked(self, job_ids: list[str]) -> Exception:
+        """The error that says which job of a batch that could not start was not queued."""
+        async with self._tx_held(write=False) as db:
+            jobs = {
+                job.id: job for job in await jobs_where(db, f"id IN ({', '.join('?' * len(job_ids))})", tuple(job_ids))
+            }
+        for job_id in job_ids:
+            if job_id not in jobs:
+                return JobNotFoundError(job_id)
+            if jobs[job_id].state is not JobState.QUEUED:
+                return IllegalTransitionError(job_id, jobs[job_id].state, JobState.RUNNING)
+        return IllegalTransitionError(job_ids[0], JobState.QUEUED, JobState.RUNNING)  # moved back meanwhile
 
     async def requeue(self, job_id: str) -> Job:
         """running -> queued (the engine was interrupted); the job keeps its queue place and attempts.

@@ -64,7 +64,9 @@ async def test_claims_never_outnumber_engines_and_busy_engines_are_skipped():
     pool, engines = pool_of(2)
     engines[0].hold = engines[1].hold = True
     first = await pool.claim()
-    second = await pool.claim()
+    second = pool.claim_now()  # an engine is free: promised at once
+    assert second is not None
+    assert pool.claim_now() is None  # none left to promise at once
     third = asyncio.ensure_future(pool.claim())
     running = asyncio.ensure_future(first.generate(requests("debug", "x")))
     await asyncio.sleep(0.05)

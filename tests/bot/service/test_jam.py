@@ -273,10 +273,40 @@ async def test_progress_reports_position_percent_and_done_and_eta_is_learned(tmp
         assert phases[-1] == Phase.DONE
         running = [u for u in updates if u.phase == Phase.RUNNING]
         assert running[-1].fraction == pytest.approx(1.0)
-        assert await h.store.step_time("debug", 1) is not None
         third = await h.service.submit(request(3))
-        assert third.eta_s is not None
+        assert third.eta_s is not None  # learned at once
         assert first.job_id != second.job_id
+    finally:
+        await h.service.close()
+    assert await h.store.step_time("debug", 1) is not None  # saved by the time the service stopped
+    await h.store.close()
+
+
+async def test_the_engine_starts_a_batch_without_waiting_for_the_disk(tmp_path):
+    h = await build_harness(tmp_path, engine=FakeEngine(hold=True))
+    await h.service.start()
+    try:
+        first = await h.service.submit(request(1))
+        await asyncio.wait_for(h.engine.started.wait(), 5)
+        second = await h.service.submit(request(2, sampling=SamplingParams(top_k=10)))
+        async with h.store._lock.held():  # a slow disk: nothing commits until this block ends
+            h.engine.release.set()  # the first call ends; the engine is free for the second job
+            h.engine.release = asyncio.Event()
+            for _ in range(200):
+                if len(h.engine.calls) == 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert [r.job_id for r in h.engine.calls[1]] == [second.job_id]  # it runs before its start commits
+            assert (
+                await asyncio.to_thread(
+                    raw, tmp_path / "jamgen.db", "SELECT state, attempts FROM jobs WHERE id = ?", (second.job_id,)
+                )
+            ) == [("queued", 0)]
+        h.engine.hold = False
+        h.engine.release.set()
+        await h.wait_settled(2)
+        assert sorted(h.deliverer.delivered_ids()) == sorted([first.job_id, second.job_id])
+        assert (await h.store.get_job(second.job_id)).attempts == 1  # the start was written, its attempt counted
     finally:
         await h.service.close()
         await h.store.close()

@@ -95,3 +95,109 @@ def test_a_newcomer_waits_at_most_one_batch_behind_a_heavy_user(heavy, others, m
     for user in range(2, 2 + others):
         index = next(i for i, b in enumerate(batches) if f"n{user}" in b)
         assert index <= 1
+
+
+class ReferenceQueue:
+    """The fair order as first written (sort every user, list every job): the behaviour to keep."""
+
+    def __init__(self, max_batch):
+        self.max_batch = max_batch
+        self.jobs = {}  # job id -> job, in push order
+        self.lines = {}  # user -> job ids, users in the order their lines opened
+        self.last_served = {}
+        self.turn = 0
+
+    def push(self, j):
+        if j.job_id not in self.jobs:
+            self.jobs[j.job_id] = j
+            self.lines.setdefault(j.user_id, []).append(j)
+
+    def remove(self, job_id):
+        j = self.jobs.pop(job_id, None)
+        if j is None:
+            return False
+        self.lines[j.user_id].remove(j)
+        if not self.lines[j.user_id]:
+            del self.lines[j.user_id]
+        return True
+
+    def fair_order(self):
+        urgent = sorted((j for j in self.jobs.values() if j.priority > 0), key=lambda j: -j.priority)
+        users = sorted(self.lines, key=lambda u: self.last_served.get(u, -1))
+        lines = [[j for j in self.lines[u] if j.priority <= 0] for u in users]
+        order = list(urgent)
+        for r in range(max((len(line) for line in lines), default=0)):
+            order += [line[r] for line in lines if r < len(line)]
+        return order
+
+    def next_batch(self):
+        order = self.fair_order()
+        if not order:
+            return []
+        head, batch, size = order[0], [order[0]], order[0].takes
+        if head.batch_key is not None:
+            for place, j in enumerate(order[1:], start=1):
+                if place > self.max_batch * 2 or size >= self.max_batch:
+                    break
+                if j.batch_key == head.batch_key and size + j.takes <= self.max_batch:
+                    batch.append(j)
+                    size += j.takes
+        self.turn += 1
+        for j in batch:
+            self.remove(j.job_id)
+            self.last_served[j.user_id] = self.turn
+        return batch
+
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("push"),
+            st.integers(0, 6),
+            st.sampled_from(["a", "b", None]),
+            st.integers(1, 3),
+            st.sampled_from([0, 0, 0, 1, 2]),
+        ),
+        st.tuples(st.just("remove"), st.integers(0, 60)),
+        st.tuples(st.just("next")),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(ops=operations, max_batch=st.integers(1, 6))
+def test_the_fair_order_and_batches_match_the_reference_after_any_pushes_cancels_and_batches(ops, max_batch):
+    queue, reference = FairQueue(max_batch=max_batch), ReferenceQueue(max_batch)
+    pushed = 0
+    for op in ops:
+        if op[0] == "push":
+            _, user, key, takes, priority = op
+            new = job(f"j{pushed}", user, key=key, takes=min(takes, max_batch), priority=priority)
+            pushed += 1
+            queue.push(new)
+            reference.push(new)
+        elif op[0] == "remove":
+            assert queue.remove(f"j{op[1]}") == reference.remove(f"j{op[1]}")
+        else:
+            assert queue.next_batch() == reference.next_batch()
+        assert list(queue.fair_order()) == reference.fair_order()
+        assert len(queue) == len(reference.jobs)
+    while reference.jobs:
+        assert queue.next_batch() == reference.next_batch()
+    assert not queue
+
+
+def test_a_user_with_queued_jobs_is_never_forgotten(monkeypatch):
+    monkeypatch.setattr("bot.service.queue.MAX_REMEMBERED_USERS", 2)
+    queue = FairQueue(max_batch=1)
+    queue.push(job("a1", 1))
+    queue.push(job("a2", 1))
+    assert [j.job_id for j in queue.next_batch()] == ["a1"]  # user 1 served, still queued
+    for user in (2, 3, 4):
+        queue.push(job(f"u{user}", user))
+        queue.next_batch()
+    queue.push(job("new", 9))
+    # User 1 was served longest ago but still waits: kept, so the newcomer goes first, then user 1.
+    assert [j.job_id for j in queue.fair_order()] == ["new", "a2"]
+    assert len(queue._last_served) <= 2 + 1

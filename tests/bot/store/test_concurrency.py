@@ -97,3 +97,60 @@ async def test_a_waiter_cancelled_as_it_is_handed_the_lock_passes_it_on():
     with pytest.raises(asyncio.CancelledError):
         await handed
     assert await asyncio.wait_for(behind, 5) == "used"  # not stuck behind a lost hand-off
+
+
+async def _commits_while(store, action):
+    """Run ``action`` and count the COMMITs the store's connection sent meanwhile."""
+    statements: list[str] = []
+    await store._db.set_trace_callback(statements.append)
+    try:
+        result = await action()
+    finally:
+        await store._db.set_trace_callback(None)
+    return result, sum(1 for s in statements if s.strip().upper() == "COMMIT")
+
+
+async def test_batches_that_start_together_share_one_commit(store):
+    jobs = [await store.submit_job(new_job(user_id=u), cost=1) for u in range(1, 7)]
+    batches = [[jobs[0].id, jobs[1].id], [jobs[2].id], [jobs[3].id, jobs[4].id, jobs[5].id]]
+
+    async def start_three_while_the_store_is_busy():
+        async with store._lock.held():  # another write holds the store: the three queue behind it
+            starts = [asyncio.create_task(store.mark_batch_running(batch)) for batch in batches]
+            await asyncio.sleep(0.01)
+        return await asyncio.gather(*starts)
+
+    started, commits = await _commits_while(store, start_three_while_the_store_is_busy)
+    assert commits == 1
+    assert [[job.id for job in batch] for batch in started] == batches  # each caller gets its own, in order
+    assert all(job.state is JobState.RUNNING and job.attempts == 1 for batch in started for job in batch)
+
+
+async def test_a_batch_that_cannot_start_does_not_hold_back_the_others_started_with_it(store):
+    jobs = [await store.submit_job(new_job(user_id=u), cost=1) for u in range(1, 5)]
+    await store.mark_cancelled(jobs[2].id)
+    batches = [[jobs[0].id], [jobs[1].id, jobs[2].id], [jobs[3].id]]
+    async with store._lock.held():
+        starts = [asyncio.create_task(store.mark_batch_running(batch)) for batch in batches]
+        await asyncio.sleep(0.01)
+    first, refused, last = await asyncio.gather(*starts, return_exceptions=True)
+    assert isinstance(refused, IllegalTransitionError)
+    assert refused.job_id == jobs[2].id
+    assert [job.state for job in first + last] == [JobState.RUNNING, JobState.RUNNING]
+    untouched = await store.get_job(jobs[1].id)
+    assert (untouched.state, untouched.attempts) == (JobState.QUEUED, 0)  # its batch started whole or not at all
+
+
+async def test_a_batch_start_cancelled_while_waiting_starts_nothing(store):
+    jobs = [await store.submit_job(new_job(user_id=u), cost=1) for u in (1, 2)]
+    async with store._lock.held():
+        gone = asyncio.create_task(store.mark_batch_running([jobs[0].id]))
+        kept = asyncio.create_task(store.mark_batch_running([jobs[1].id]))
+        await asyncio.sleep(0.01)
+        gone.cancel()
+        await asyncio.sleep(0)
+    (started,) = await kept
+    assert started.state is JobState.RUNNING
+    assert (await store.get_job(jobs[0].id)).state is JobState.QUEUED
+    with pytest.raises(asyncio.CancelledError):
+        await gone
