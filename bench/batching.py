@@ -9,7 +9,8 @@ alternating rounds of one process:
   batching does;
 * sequential: B calls of the engine's generate call (``bot.engine.worker.generate.run_call``),
   one take each, on the weights as the engine holds them (on the CPU the LM's weights on huge
-  pages, ``place_on_huge_pages``; ``--no-huge-pages``: one copy of the model, as built);
+  pages, ``place_on_huge_pages``; ``--no-huge-pages``: one copy of the model, as built) and with
+  its kernels (on the CPU oneDNN's products; ``--cpu-matmul mkl``: audiocraft's);
 * batched: one engine call with the same B takes.
 
 All sample (top-k 250, cfg 3), as the bot does. Prints ``name=value`` lines; above the headline,
@@ -37,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
+from bot.engine.decoding import CPU_MATMUL_CHOICES, DecodeOptions
 from bot.engine.types import GenerationRequest, Mode, SamplingParams
 from bot.engine.worker.generate import CallOutput, count_decode_steps, extend_stride, run_call
 from bot.engine.worker.models import place_on_huge_pages, seed_everything
@@ -81,10 +83,12 @@ def stock_takes(model, requests: list[GenerationRequest], device: torch.device) 
     return time.perf_counter() - started
 
 
-def call(model, requests: list[GenerationRequest], device: torch.device) -> tuple[float, CallOutput]:
+def call(
+    model, requests: list[GenerationRequest], device: torch.device, options: DecodeOptions | None = None
+) -> tuple[float, CallOutput]:
     sync(device)
     started = time.perf_counter()
-    output = run_call(model, requests, seed=1234, on_step=lambda done, total: None)
+    output = run_call(model, requests, seed=1234, on_step=lambda done, total: None, options=options)
     sync(device)
     return time.perf_counter() - started, output
 
@@ -104,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         "--no-huge-pages",
         action="store_true",
         help="CPU: jamgen on stock's weights, on normal pages (the engine uses huge pages)",
+    )
+    parser.add_argument(
+        "--cpu-matmul",
+        choices=CPU_MATMUL_CHOICES,
+        default=DecodeOptions().cpu_matmul,
+        help="CPU: the kernels of jamgen's step (default: the engine's, onednn; mkl: audiocraft's)",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -130,20 +140,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"threads={threads if device.type == 'cpu' else 0}")
     print(f"model_size={args.model_size}")
     print(f"huge_page_bytes={huge_page_bytes}")
+    print(f"cpu_matmul={args.cpu_matmul if device.type == 'cpu' else 'none'}")
     print(f"duration_s={args.duration:g}")
     print(f"decode_steps={count_decode_steps(model, args.duration)}")
+    options = DecodeOptions(cpu_matmul=args.cpu_matmul)
     # Warm-up: first-call costs (kernels, allocator) are not what is measured.
-    call(engine_model, rows(1, min(args.duration, 0.2), first=99), device)
+    call(engine_model, rows(1, min(args.duration, 0.2), first=99), device, options)
     stock_takes(model, rows(1, min(args.duration, 0.2), first=99), device)
 
     def stock_sequential() -> float:
         return stock_takes(model, rows(args.batch, args.duration), device)
 
     def sequential() -> float:
-        return sum(call(engine_model, rows(1, args.duration, first=i), device)[0] for i in range(args.batch))
+        return sum(call(engine_model, rows(1, args.duration, first=i), device, options)[0] for i in range(args.batch))
 
     def batched() -> float:
-        seconds, output = call(engine_model, rows(args.batch, args.duration), device)
+        seconds, output = call(engine_model, rows(args.batch, args.duration), device, options)
         assert len(output.audio) == args.batch
         return seconds
 

@@ -77,7 +77,11 @@ QUICK_LIMITS_S: dict[str, float] = {
     "batching": 150,
     "generate": 150,
 }
-CUDA_TESTS = ["tests/bot/engine/worker/test_decode.py", "tests/bot/engine/test_decoding.py"]
+CUDA_TESTS = [
+    "tests/bot/engine/worker/test_decode.py",
+    "tests/bot/engine/worker/test_kernels.py",
+    "tests/bot/engine/test_decoding.py",
+]
 FIGURE_LINE = re.compile(r"^([A-Za-z_][\w.]*)=(\S.*)$")
 PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|deselected|xfailed|xpassed)")
 

@@ -162,6 +162,14 @@ class Settings:
         "On the CPU, keep model weights on transparent huge pages (decoding about a fifth faster).",
         kind="bool",
     )
+    cpu_matmul: str = _setting(
+        "JAMGEN_CPU_MATMUL",
+        "onednn",
+        "On the CPU, whose kernels multiply the matrices of each decoding step: onednn (faster, "
+        "batches most of all) or mkl (audiocraft's own: bit-identical tokens, slower).",
+        kind="choice",
+        choices=("onednn", "mkl"),
+    )
     max_batch: int = _setting(
         "JAMGEN_MAX_BATCH",
         0,

@@ -32,6 +32,7 @@ class EngineConfig:
         log_level: the worker's log level.
         cpu_threads: torch threads on the CPU (0 = torch's default, every core); 1 keeps a shared machine calm.
         huge_pages: on the CPU, keep the LM's weights on transparent huge pages (faster decoding).
+        cpu_matmul: on the CPU, the kernels of the decoding step's products (``DecodeOptions.cpu_matmul``).
         visible_devices: ``CUDA_VISIBLE_DEVICES`` for the worker (``"1"``: it sees only GPU 1, as ``cuda``);
             None = inherit the bot's. Set per child by a pool of local engines.
     """
@@ -50,6 +51,7 @@ class EngineConfig:
     log_level: str = "INFO"
     cpu_threads: int = 0
     huge_pages: bool = True
+    cpu_matmul: str = "onednn"
     visible_devices: str | None = None
 
     @classmethod
@@ -73,6 +75,7 @@ class EngineConfig:
             log_level=settings.log_level,
             cpu_threads=settings.cpu_threads,
             huge_pages=settings.huge_pages,
+            cpu_matmul=settings.cpu_matmul,
         )
 
     def batch_limit(self, on_gpu: bool) -> int:

@@ -3,7 +3,8 @@
 ``MusicGen`` keeps everything it does around the loop (conditions, long-form windows, prompts,
 the codec); :func:`jamgen_decoding` only swaps ``model.lm.generate`` for :func:`fast_generate`
 while a call runs. :func:`fast_generate` makes the same tokens as audiocraft (greedy: identical;
-sampling: the same draws from the same random stream), and differs in how a step is computed:
+sampling: the same draws from the same random stream; on the CPU with oneDNN's products, the same
+to within rounding), and differs in how a step is computed:
 
 * **first step unchanged**: the first model call (prompt, prepended melody/style condition) runs
   through audiocraft's own streaming code; its keys and values are then moved into
@@ -18,13 +19,17 @@ sampling: the same draws from the same random stream), and differs in how a step
 * **CUDA graphs** (on CUDA, optional): the one-token step gets static shapes (its position is
   read from a tensor, the cache is attended to a bucket of positions with a mask), is captured
   once per bucket of 256 positions and replayed. Each graph's first replay is checked against
-  the eager step, and the loop runs eagerly if they disagree or capture fails.
+  the eager step, and the loop runs eagerly if they disagree or capture fails;
+* **oneDNN's products on the CPU** (``DecodeOptions.cpu_matmul``): MKL's float32 products, which
+  ``F.linear`` runs, are far below the memory bandwidth on AMD CPUs; oneDNN's are not.
 
-The arithmetic of a step is audiocraft's, operation for operation and in the same shapes, so
-greedy decoding gives bit-identical logits on the CPU (tests/bot/engine/worker/test_decode.py
-compares the tokens with audiocraft's for the text, stereo, continuation, melody and style
-models, and the released configurations at tiny size). The static-shape step attends over masked
-positions too; on the CPU its tokens are the same, on a GPU its kernels may round differently.
+The arithmetic of a step is audiocraft's, operation for operation and in the same shapes, so with
+audiocraft's kernels (``cpu_matmul="mkl"``) greedy decoding gives bit-identical logits on the CPU
+(tests/bot/engine/worker/test_decode.py compares the tokens with audiocraft's for the text,
+stereo, continuation, melody and style models, and the released configurations at tiny size);
+oneDNN's kernels round differently in the last bits (the tests bound the logits). The
+static-shape step attends over masked positions too; on the CPU its tokens are the same, on a GPU
+its kernels may round differently.
 
 Models the loop does not know (MAGNeT, rotary embeddings, limited past context, two-step CFG,
 ``sum``/``input_interpolate`` fusing, xformers attention, nn.MultiheadAttention layers) use
@@ -54,11 +59,11 @@ from audiocraft.modules.transformer import (
     create_sin_embedding,
 )
 from audiocraft.utils import utils as audiocraft_utils
-from audiocraft.utils.autocast import TorchAutocast
 from torch import nn
 from torch.nn import functional as F  # noqa: N812 (the usual name)
 
 from bot.engine.decoding import DecodeOptions
+from bot.engine.worker.kernels import Linear, step_linear
 
 log = logging.getLogger("jamgen.engine.worker")
 
@@ -122,50 +127,6 @@ def unsupported_reason(lm: LMModel) -> str | None:
         if problem is not None:
             return problem
     return None
-
-
-# ---------------------------------------------------------------- precision
-
-
-def select_autocast_dtype(device_type: str, requested: str, bf16_supported: bool) -> torch.dtype | None:
-    """The autocast dtype of a generate call, or None for full precision.
-
-    Args:
-        device_type: ``cuda`` or ``cpu``.
-        requested: ``auto`` (audiocraft's choice: float16 on CUDA, none on the CPU), ``float16``,
-            ``bfloat16`` or ``float32``.
-        bf16_supported: whether the GPU computes in bfloat16 (``torch.cuda.is_bf16_supported()``).
-
-    Raises:
-        ValueError: unknown choice, float16 on the CPU, or bfloat16 on a GPU without it.
-    """
-    if requested == "auto":
-        return torch.float16 if device_type == "cuda" else None
-    if requested == "float32":
-        return None
-    if requested == "float16":
-        if device_type != "cuda":
-            raise ValueError("float16 autocast is for GPUs; use auto or bfloat16 on the CPU.")
-        return torch.float16
-    if requested == "bfloat16":
-        if device_type == "cuda" and not bf16_supported:
-            raise ValueError("This GPU does not compute in bfloat16; use auto (float16).")
-        return torch.bfloat16
-    raise ValueError(f"Unknown autocast choice {requested!r}.")
-
-
-def autocast_for(device: torch.device, requested: str) -> TorchAutocast:
-    """audiocraft's autocast wrapper for a device and an autocast choice (see :func:`select_autocast_dtype`).
-
-    Args:
-        device: the model's device.
-        requested: the choice.
-    """
-    bf16 = device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    dtype = select_autocast_dtype(device.type, requested, bf16)
-    if dtype is None:
-        return TorchAutocast(enabled=False)
-    return TorchAutocast(enabled=True, device_type=device.type, dtype=dtype)
 
 
 # ---------------------------------------------------------------- one step
@@ -353,6 +314,7 @@ class _StepModel:
         cross_source: the fused cross-attention input of the window, or None.
         static: static shapes for CUDA graphs: the step reads its position from a tensor and
             attends over the first :attr:`window` cache positions with a mask.
+        linear: the step's matrix product (:func:`step_linear`).
     """
 
     def __init__(
@@ -362,9 +324,12 @@ class _StepModel:
         capacity: int,
         cross_source: torch.Tensor | None,
         static: bool,
+        *,
+        linear: Linear,
     ) -> None:
         self.lm = lm
         self.static = static
+        self.linear = linear
         self.layers: list[_LayerState] = []
         prefill_len = 0
         for index, layer in enumerate(_layers(lm)):
@@ -393,8 +358,8 @@ class _StepModel:
 
     # -------------------------------------------------------- attention
 
-    @staticmethod
     def _attend(
+        self,
         attn: _Attention,
         q: torch.Tensor,
         k: torch.Tensor,
@@ -422,12 +387,12 @@ class _StepModel:
             weights = torch.softmax(scores, dim=-1).to(v)
             x = torch.einsum("b h t k, b k h d -> b t h d", weights, v)
         x = x.to(out_dtype)
-        return F.linear(_merge_heads(x, attn.time_dim), attn.out_weight, attn.out_bias)
+        return self.linear(_merge_heads(x, attn.time_dim), attn.out_weight, attn.out_bias)
 
     def _self_attention(self, state: _LayerState, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         attn = state.self_attn
         time_dim = attn.time_dim
-        projected = F.linear(x, attn.in_weight, attn.in_bias)
+        projected = self.linear(x, attn.in_weight, attn.in_bias)
         b, t, _ = projected.shape
         packed = projected.view(b, t, 3, attn.heads, -1)
         if time_dim == 2:
@@ -450,13 +415,12 @@ class _StepModel:
         assert attn is not None
         assert state.cross_keys is not None
         assert state.cross_values is not None
-        q = _split_heads(F.linear(query, attn.in_weight, attn.in_bias), attn.heads, attn.time_dim)
+        q = _split_heads(self.linear(query, attn.in_weight, attn.in_bias), attn.heads, attn.time_dim)
         return self._attend(attn, q, state.cross_keys, state.cross_values, None, query.dtype)
 
-    @staticmethod
-    def _feed_forward(state: _LayerState, x: torch.Tensor) -> torch.Tensor:
+    def _feed_forward(self, state: _LayerState, x: torch.Tensor) -> torch.Tensor:
         """``layer._ff_block`` (its dropout is the identity in eval mode)."""
-        return F.linear(state.activation(F.linear(x, *state.linear1)), *state.linear2)
+        return self.linear(state.activation(self.linear(x, *state.linear1)), *state.linear2)
 
     # -------------------------------------------------------- the step
 
@@ -493,7 +457,7 @@ class _StepModel:
                 x = state.norm2(x + state.scale_2(self._feed_forward(state, x)))
         if self.out_norm is not None:
             x = self.out_norm(x)
-        return torch.stack([F.linear(x, weight, bias) for weight, bias in self.out_linears], dim=1)
+        return torch.stack([self.linear(x, weight, bias) for weight, bias in self.out_linears], dim=1)
 
     def fit_window(self, bucket: int) -> int:
         """Set :attr:`window` to the current position rounded up to a multiple of ``bucket`` (static shapes).
@@ -721,7 +685,9 @@ def fast_generate(
         prefill_len = some_keys.shape[_time_dim(_layers(lm)[0].self_attn)]
         capacity = prefill_len + steps_total - start - 1
         use_graphs = options.cuda_graphs and device.type == "cuda"
-        step = _StepModel(lm, prefill_state, capacity, cross_source, static=use_graphs if static is None else static)
+        static = use_graphs if static is None else static
+        linear = step_linear(lm, options.cpu_matmul)
+        step = _StepModel(lm, prefill_state, capacity, cross_source, static=static, linear=linear)
         del prefill_state
         graphed: _GraphedSteps | None = None
         for offset in range(start + 1, steps_total):
@@ -782,9 +748,7 @@ def jamgen_decoding(model: MusicGen, options: DecodeOptions | None = None) -> It
 
 
 __all__ = [
-    "autocast_for",
     "fast_generate",
     "jamgen_decoding",
-    "select_autocast_dtype",
     "unsupported_reason",
 ]

@@ -19,7 +19,8 @@ from audiocraft.models import MusicGen
 
 from bot.engine.decoding import DecodeOptions
 from bot.engine.types import GenerationRequest, Mode
-from bot.engine.worker.decode import autocast_for, jamgen_decoding
+from bot.engine.worker.decode import jamgen_decoding
+from bot.engine.worker.kernels import autocast_for
 from bot.engine.worker.models import EXTEND_STRIDE_RATIO, seed_everything
 from bot.engine.worker.runtime import CallOutput, StepCallback
 

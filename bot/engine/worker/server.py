@@ -21,6 +21,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Protocol
 
 from bot.engine.config import EngineConfig
+from bot.engine.decoding import DecodeOptions
 from bot.engine.planning import plan_calls, split_in_halves
 from bot.engine.protocol import (
     ERROR_CANCELLED,
@@ -311,7 +312,7 @@ class Worker:
 
         self.send(Stage(batch_id, "generating", ids, rows[0].duration))
         self.generate_calls += 1
-        output, seed = self._run_model(model, rows, on_step)
+        output, seed = self._run_model(model, rows, on_step, DecodeOptions(cpu_matmul=self.config.cpu_matmul))
         for row, audio in zip(rows, output.audio, strict=True):
             if row.request_id in answered:
                 continue
@@ -335,7 +336,10 @@ class Worker:
 
     @staticmethod
     def _run_model(
-        model: LoadedModel, rows: list[GenerationRequest], on_step: Callable[[int, int], None]
+        model: LoadedModel,
+        rows: list[GenerationRequest],
+        on_step: Callable[[int, int], None],
+        options: DecodeOptions,
     ) -> tuple[CallOutput, int]:
         """Run the call with the model's own driver; returns what it made and the seed it used (0: none drawn)."""
         if rows[0].mode == Mode.STEMS:
@@ -351,7 +355,7 @@ class Worker:
 
         assert isinstance(model, MusicGen)
         seed = rows[0].seed if len(rows) == 1 and rows[0].seed is not None else _seed_source.randrange(2**31)
-        return run_call(model, rows, seed, on_step), seed
+        return run_call(model, rows, seed, on_step, options), seed
 
     # ------------------------------------------------------------ test faults
 

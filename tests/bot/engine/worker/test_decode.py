@@ -1,4 +1,8 @@
-"""jamgen's decode loop makes exactly audiocraft's tokens, faster (tiny random models on the CPU; no timings)."""
+"""jamgen's decode loop makes exactly audiocraft's tokens, faster (tiny random models on the CPU; no timings).
+
+With audiocraft's kernels (``cpu_matmul="mkl"``) the tokens are bit-identical; with oneDNN's (the
+CPU default) every step's logits are audiocraft's to within rounding.
+"""
 
 import functools
 
@@ -10,13 +14,15 @@ from audiocraft.models.lm import LMModel
 from bot.engine.decoding import DecodeOptions
 from bot.engine.registry import get_model_spec
 from bot.engine.types import GenerationRequest, Mode, SamplingParams
-from bot.engine.worker import decode
+from bot.engine.worker import decode, kernels
 from bot.engine.worker.generate import run_call
 from bot.engine.worker.models import build_debug_model, seed_everything
 from bot.engine.worker.sizes import ModelShape, build_sized_model
 
 CPU = torch.device("cpu")
 RATE = 32000
+# audiocraft's own kernels for the step's products: what bit-identity is checked with.
+EXACT = DecodeOptions(cpu_matmul="mkl")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -114,7 +120,8 @@ def test_greedy_tokens_are_audiocrafts(model, step_calls, name, mode, seconds, d
     params = {"use_sampling": False, "duration": seconds, "cfg_coef": 3.0, "cfg_coef_beta": beta}
     stock = make_tokens(mdl, mode, descriptions, **params)
     # A bucket of 8 positions makes the static step change shape several times per window.
-    loop = functools.partial(decode.fast_generate, options=DecodeOptions(graph_bucket=8), static=static)
+    options = DecodeOptions(graph_bucket=8, cpu_matmul="mkl")
+    loop = functools.partial(decode.fast_generate, options=options, static=static)
     ours = make_tokens(mdl, mode, descriptions, loop=loop, **params)
     assert step_calls, "jamgen's loop did not run"
     assert ours.shape == stock.shape
@@ -130,7 +137,8 @@ def test_sampling_draws_the_same_tokens_from_the_same_seed(model, step_calls, pa
     mdl = model("debug")
     settings = {"use_sampling": True, "duration": 2.0, "cfg_coef": 3.0, **params}
     stock = make_tokens(mdl, Mode.TEXT, ["lofi piano", "rock"], **settings)
-    ours = make_tokens(mdl, Mode.TEXT, ["lofi piano", "rock"], loop=decode.fast_generate, **settings)
+    loop = functools.partial(decode.fast_generate, options=EXACT)
+    ours = make_tokens(mdl, Mode.TEXT, ["lofi piano", "rock"], loop=loop, **settings)
     assert step_calls
     assert torch.equal(ours, stock)
 
@@ -140,7 +148,7 @@ def test_the_engine_call_decodes_with_jamgens_loop_and_makes_the_same_audio(mode
     sampling = SamplingParams(use_sampling=False)
     rows = [GenerationRequest(f"r{i}", 0, "debug", Mode.TEXT, p, 2.0, sampling) for i, p in enumerate(["a", "b c"])]
     progress = []
-    fast = run_call(mdl, rows, seed=5, on_step=lambda done, total: progress.append((done, total)))
+    fast = run_call(mdl, rows, seed=5, on_step=lambda done, total: progress.append((done, total)), options=EXACT)
     steps_fast = len(step_calls)
     stock = run_call(mdl, rows, seed=5, on_step=lambda done, total: None, options=DecodeOptions(fast=False))
     assert steps_fast == fast.steps - 1  # every step but the first (audiocraft's own prefill)
@@ -149,6 +157,66 @@ def test_the_engine_call_decodes_with_jamgens_loop_and_makes_the_same_audio(mode
     for ours, theirs in zip(fast.audio, stock.audio, strict=True):
         np.testing.assert_array_equal(ours, theirs)
     assert "generate" not in vars(mdl.lm)  # the swap is undone
+
+
+def guided_logits_of_each_step(monkeypatch, mdl, options, forced=None):
+    """The guided logits jamgen's loop picks each token from, and the tokens picked.
+
+    With ``forced`` (the tokens of another run), those are picked instead (teacher forcing): both
+    runs then see the same history, so their logits differ only by how the products round.
+    """
+    seen, picked = [], []
+    pick = decode._pick
+
+    def recorded(logits, *args):
+        seen.append(logits.clone())
+        picked.append(pick(logits, *args) if forced is None else forced[len(picked)])
+        return picked[-1]
+
+    monkeypatch.setattr(decode, "_pick", recorded)
+    loop = functools.partial(decode.fast_generate, options=options)
+    make_tokens(mdl, Mode.TEXT, ["lofi piano", "dub"], loop=loop, use_sampling=False, duration=6.0, cfg_coef=3.0)
+    monkeypatch.setattr(decode, "_pick", pick)
+    return seen, picked
+
+
+@pytest.fixture
+def onednn_calls(monkeypatch):
+    """The products computed by oneDNN (so that a silent fall back to F.linear cannot pass a test)."""
+    calls = []
+    original = kernels._onednn_linear
+
+    def counted(x, weight, bias):
+        calls.append(weight.shape)
+        return original(x, weight, bias)
+
+    monkeypatch.setattr(kernels, "_onednn_linear", counted)
+    return calls
+
+
+@pytest.mark.parametrize("name", ["debug", "tiny-text", "tiny-melody"])
+def test_onednn_products_give_audiocrafts_logits_to_within_rounding(model, monkeypatch, onednn_calls, name):
+    """The CPU default: each step's logits are those of audiocraft's kernels, to a millionth of their size."""
+    mdl = model(name)
+    exact, tokens = guided_logits_of_each_step(monkeypatch, mdl, EXACT)
+    assert onednn_calls == []
+    fast, _ = guided_logits_of_each_step(monkeypatch, mdl, DecodeOptions(), forced=tokens)
+    assert onednn_calls, "the default decoded without oneDNN"
+    assert len(fast) == len(exact) > 100  # two windows of the 4 s debug window (6 s takes)
+    for step, (ours, theirs) in enumerate(zip(fast, exact, strict=True)):
+        scale = float(theirs.abs().max())
+        error = float((ours - theirs).abs().max())
+        assert error <= 1e-5 * scale, f"step {step}: logits differ by {error:.3g} (largest {scale:.3g})"
+
+
+def test_the_engine_call_uses_onednn_on_the_cpu_by_default(model, onednn_calls, step_calls):
+    mdl = model("debug")
+    rows = [GenerationRequest("r", 0, "debug", Mode.TEXT, "a", 1.0, SamplingParams())]
+    run_call(mdl, rows, seed=3, on_step=lambda d, t: None)
+    per_step = len(onednn_calls) / len(step_calls)
+    layers = len(mdl.lm.transformer.layers)
+    # Per layer: self-attention in and out, cross-attention query and out, two feed-forward; one per codebook.
+    assert per_step == 6 * layers + mdl.lm.num_codebooks
 
 
 def test_cuda_graphs_are_not_attempted_on_the_cpu(model, monkeypatch, step_calls):
@@ -224,30 +292,6 @@ def test_switched_off_or_unsupported_the_block_says_so(model):
         assert used is True
         assert "generate" in vars(mdl.lm)
     assert "generate" not in vars(mdl.lm)
-
-
-@pytest.mark.parametrize(
-    ("device", "requested", "bf16", "expected"),
-    [
-        ("cuda", "auto", True, torch.float16),  # audiocraft's choice, the checkpoints' dtype
-        ("cpu", "auto", False, None),
-        ("cuda", "bfloat16", True, torch.bfloat16),
-        ("cuda", "float32", True, None),
-        ("cpu", "bfloat16", False, torch.bfloat16),
-        ("cuda", "float16", False, torch.float16),
-    ],
-)
-def test_autocast_dtype_choice(device, requested, bf16, expected):
-    assert decode.select_autocast_dtype(device, requested, bf16) == expected
-
-
-@pytest.mark.parametrize(
-    ("device", "requested", "bf16"),
-    [("cuda", "bfloat16", False), ("cpu", "float16", False), ("cuda", "float64", True)],
-)
-def test_autocast_dtype_refuses_what_the_device_cannot_do(device, requested, bf16):
-    with pytest.raises(ValueError):
-        decode.select_autocast_dtype(device, requested, bf16)
 
 
 def test_full_precision_on_the_cpu_changes_nothing(model, step_calls):

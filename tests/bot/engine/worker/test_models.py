@@ -132,3 +132,9 @@ def test_the_model_cache_places_lm_weights_when_configured(
 def test_the_setting_reaches_the_engine(value: str | None, expected: bool) -> None:
     env = {} if value is None else {"JAMGEN_HUGE_PAGES": value}
     assert EngineConfig.from_settings(Settings.from_env(env, dotenv=None)).huge_pages is expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, "onednn"), ("mkl", "mkl")])
+def test_the_cpu_matmul_setting_reaches_the_engine(value: str | None, expected: str) -> None:
+    env = {} if value is None else {"JAMGEN_CPU_MATMUL": value}
+    assert EngineConfig.from_settings(Settings.from_env(env, dotenv=None)).cpu_matmul == expected
